@@ -1,0 +1,71 @@
+"""The reference zoo: every network of REFERENCE_MODELS.md as a named spec with its published numbers.
+
+Families live in their own modules and register with ``register``; ``get_reference(name)``
+and ``REFERENCES`` are the public way in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from space.spec import ArchSpec
+
+DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet": (1000, 224)}
+
+
+@dataclass(frozen=True)
+class Published:
+    """Numbers as the paper prints them (params in M, MACs in M, top-1 in %); None if not given."""
+
+    params_m: float | None = None
+    macs_m: float | None = None
+    top1: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    spec: ArchSpec
+    dataset: str  # key of DATASETS
+    published: Published
+
+    @property
+    def num_classes(self) -> int:
+        return DATASETS[self.dataset][0]
+
+    @property
+    def input_size(self) -> int:
+        return DATASETS[self.dataset][1]
+
+
+REFERENCES: dict[str, Reference] = {}
+
+
+def register(name: str, dataset: str, published: Published) -> Callable[[Callable[[], ArchSpec]], Callable[[], ArchSpec]]:
+    """Decorator over a zero-argument spec factory: registers ``Reference(name, factory(), ...)``."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+
+    def deco(factory: Callable[[], ArchSpec]) -> Callable[[], ArchSpec]:
+        if name in REFERENCES:
+            raise ValueError(f"reference {name!r} registered twice")
+        REFERENCES[name] = Reference(name, factory().validate(), dataset, published)
+        return factory
+
+    return deco
+
+
+def get_reference(name: str) -> Reference:
+    """The reference named ``name``; a ValueError lists the valid names otherwise."""
+    try:
+        return REFERENCES[name]
+    except KeyError:
+        raise ValueError(f"unknown reference {name!r}; valid: {', '.join(sorted(REFERENCES))}") from None
+
+
+# Importing the family modules fills REFERENCES.
+from space.references import mobile, resnet, shufflenet  # noqa: E402,F401
+
+__all__ = ["DATASETS", "Published", "REFERENCES", "Reference", "get_reference", "register"]
