@@ -16,12 +16,24 @@ DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet": (1000, 224)}
 
 @dataclass(frozen=True)
 class Published:
-    """Numbers as the paper prints them (params in M, MACs in M, top-1 in %); None if not given."""
+    """Numbers exactly as the paper prints them, in millions ("2.4", "181", "25.56"); None if not
+    given. ``approx``: the paper gives them only roughly (read off a plot), so a 5% band applies.
+    top1 in %, as printed."""
 
-    params_m: float | None = None
-    macs_m: float | None = None
+    params_m: str | None = None
+    macs_m: str | None = None
     top1: float | None = None
+    approx: bool = False
     source: str = ""
+
+
+def agrees_with_printed(value: int, printed: str, approx: bool = False) -> bool:
+    """Whether ``value`` (a raw count) rounds to ``printed`` millions at the printed precision."""
+    millions = value / 1e6
+    if approx:
+        return abs(millions - float(printed)) <= 0.05 * float(printed)
+    decimals = len(printed.split(".")[1]) if "." in printed else 0
+    return round(millions, decimals) == float(printed)
 
 
 @dataclass(frozen=True)
@@ -68,4 +80,4 @@ def get_reference(name: str) -> Reference:
 # Importing the family modules fills REFERENCES.
 from space.references import mobile, resnet, shufflenet  # noqa: E402,F401
 
-__all__ = ["DATASETS", "Published", "REFERENCES", "Reference", "get_reference", "register"]
+__all__ = ["DATASETS", "Published", "agrees_with_printed", "REFERENCES", "Reference", "get_reference", "register"]
