@@ -1,0 +1,1 @@
+"""Data, proxy training, the Optuna study, executors, Pareto analysis, plots and export."""
