@@ -118,3 +118,12 @@ def test_spec_package_does_not_import_torch():
     code = "import sys, space, space.references; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_unused_knobs_do_not_change_the_key():
+    a = InvertedResidualSpec(shuffle="none", shuffle_groups=4)
+    assert a == InvertedResidualSpec(shuffle="none")
+    assert AttentionSpec("sge", reduction=4) == AttentionSpec("sge")
+    assert AttentionSpec("se", reduction=4) != AttentionSpec("se")
+    assert InvertedResidualSpec(expansion=6, keep_pw1=False) == InvertedResidualSpec(expansion=6)
+    assert InvertedResidualSpec(expansion=1, keep_pw1=False, pw1_act="none") == InvertedResidualSpec(expansion=1, keep_pw1=False)
