@@ -242,6 +242,7 @@ class InvertedResidualSpec:
             object.__setattr__(self, "keep_pw1", True)
         elif not self.keep_pw1:
             object.__setattr__(self, "pw1_act", "relu6")
+            object.__setattr__(self, "pw1_split", (Fraction(1),))
 
     def has_pw1(self) -> bool:
         return self.expansion != 1 or self.keep_pw1
