@@ -119,3 +119,11 @@ def test_describe_choices_and_size():
     assert choices["s4_repeats"] == (4, 5, 6, 7, 8)
     assert space.size() > get_space("seesaw", shared_block=True).size() > 1
     assert isinstance(RandomTrial(0).suggest_int("x", 1, 3), int)
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_smallest_params_give_the_fewest_macs(name):
+    space = get_space(name)
+    smallest = count_cost(space.spec_from_params(space.smallest_params()), 10, 32).macs
+    for spec in space.random_specs(40, seed=4) + list(space.references().values()):
+        assert smallest <= count_cost(spec, 10, 32).macs

@@ -97,6 +97,10 @@ class SearchSpace(ABC):
         """Trial parameters of each reference network that is an exact point of this space."""
 
     @abstractmethod
+    def smallest_params(self) -> dict[str, Any]:
+        """Trial parameters of the space's network with the fewest MACs (for --max-macs checks)."""
+
+    @abstractmethod
     def size(self) -> int:
         """The number of distinct parameter assignments (an upper bound on distinct networks)."""
 

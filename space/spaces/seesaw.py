@@ -132,6 +132,21 @@ class SeesawSpace(SearchSpace):
         n_blocks, n_split_sets = (1, 1) if self.shared_block else (len(WIDTHS), len(WIDTHS))
         return len(WIDTH_MULTS) * 2 * 2 * block**n_blocks * repeats * split_pairs**n_split_sets
 
+    def smallest_params(self) -> dict[str, Any]:
+        # t=1 without pw1, four equal groups (1/4 of a dense 1x1), no attention, shortest, 4x4 map
+        block = dict(expansion=1, pw1_act="none", dw_kernel=3, shuffle="none", attention="none")
+        p: dict[str, Any] = {"width_mult": min(WIDTH_MULTS), "stride_160": 2, "keep_pw1_t1": False}
+        prefixes = ["block"] if self.shared_block else [f"s{i + 1}" for i in range(len(WIDTHS))]
+        splits = ["block"] if self.shared_block else [f"in{i}" for i in range(len(WIDTHS))]
+        for prefix in prefixes:
+            p.update({f"{prefix}_{k}": v for k, v in block.items()})
+        for prefix in splits:
+            p[f"{prefix}_pw1_split"] = p[f"{prefix}_pw2_split"] = "1/4:1/4:1/4:1/4"
+        for i, (low, high) in enumerate(zip(REPEATS_05D, REPEATS_10D)):
+            if high > low:
+                p[f"s{i + 1}_repeats"] = low
+        return p
+
     def reference_params(self) -> dict[str, dict[str, Any]]:
         suffix = self.reference_suffix
         refs = {
