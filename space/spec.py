@@ -510,7 +510,8 @@ def _simple_from_dict(cls: type, data: Any, path: str) -> Any:
     if not isinstance(data, Mapping):
         _fail(path, f"expected a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    data = {k: v for k, v in data.items() if k != "kind"}
+    if "kind" not in fields:  # blocks carry their kind as a class constant, used to pick the class
+        data = {k: v for k, v in data.items() if k != "kind"}
     _known_keys(data, list(fields), path)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
