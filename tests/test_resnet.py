@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from blocks import build_block, count_cost, count_module_cost
+from blocks import build_block, build_model, count_cost, count_module_cost
 from blocks.resnet import BasicBlock, Bottleneck, SKConv
 from space.references import get_reference
 from space.spec import AttentionSpec, BasicBlockSpec, BottleneckSpec
@@ -132,3 +132,15 @@ def test_resnet50_matches_torchvision_exactly():
     with torch.device("meta"):
         theirs = torchvision.models.resnet50()
     assert count_module_cost(theirs, 224) == count_cost(ref.spec, ref.num_classes, ref.input_size)
+
+
+@pytest.mark.parametrize("variant", ["", "se_", "cbam_", "bam_", "sk_", "sge_", "gc_"])
+def test_resnet50_variants_run_and_meta_cost_equals_real_cost(variant):
+    # A small input keeps the real forward cheap; the counts must not depend on the device.
+    ref = get_reference(f"{variant}resnet50_imagenet")
+    torch.manual_seed(0)
+    model = build_model(ref.spec, ref.num_classes).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 1000) and torch.isfinite(out).all()
+    assert count_module_cost(model, 64) == count_cost(ref.spec, ref.num_classes, 64)
