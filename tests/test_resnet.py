@@ -54,7 +54,8 @@ def test_bottleneck_downsample_only_when_needed(in_ch, out_ch, stride, projects)
         assert isinstance(block.downsample, nn.Identity)
     else:
         conv = block.downsample[0]
-        assert (conv.kernel_size, conv.stride, conv.in_channels, conv.out_channels) == ((1, 1), (stride, stride), in_ch, out_ch)
+        assert (conv.kernel_size, conv.stride) == ((1, 1), (stride, stride))
+        assert (conv.in_channels, conv.out_channels) == (in_ch, out_ch)
         assert isinstance(block.downsample[1], nn.BatchNorm2d)
 
 

@@ -72,9 +72,8 @@ def _register_all() -> None:
         for depth, (params_m, top1) in rows.items():
             prefix = f"{variant}_" if variant else ""
             source = SOURCE if params_m is not None else "no published numbers (not in PytorchInsight's table)"
-            register(f"{prefix}resnet{depth}_imagenet", "imagenet", Published(params_m=params_m, top1=top1, source=source))(
-                partial(resnet, depth, variant)
-            )
+            published = Published(params_m=params_m, top1=top1, source=source)
+            register(f"{prefix}resnet{depth}_imagenet", "imagenet", published)(partial(resnet, depth, variant))
 
 
 _register_all()
