@@ -14,7 +14,7 @@ from blocks.shuffle import ChannelShuffle, ChannelUnshuffle, channel_shuffle
 from blocks.shufflenet import ShuffleUnit
 from blocks.weightnet import WeightNetConv, WeightNetDWConv, WeightNetGap
 from space.references.mobile import igcv3_block, mobilenetv2_block, seesaw_block, seesaw_rule
-from space.spec import AttentionSpec, InvertedResidualSpec, ShuffleUnitSpec, WeightNetSpec, parse_split
+from space.spec import AttentionSpec, InvertedResidualSpec, ShuffleUnitSpec, SpecError, WeightNetSpec, parse_split
 
 
 # ----------------------------------------------------------------------------- UnevenPointwise
@@ -289,3 +289,17 @@ def test_stride2_unit_branch_widths_follow_layout(layout, in_ch, out_ch, proj_ou
     assert unit.project[-1].conv.out_channels == proj_out
     assert unit.main[-1].conv.out_channels == main_out
     assert unit.main[0].conv.out_channels == out_ch // 2  # mid = out // 2, as in both official codes
+
+
+@pytest.mark.parametrize(
+    "spec, in_ch, out_ch, stride",
+    [
+        (ShuffleUnitSpec(split=parse_split("1/4:3/4"), weightnet=WN), 244, 244, 1),  # main input 183
+        (ShuffleUnitSpec(weightnet=WeightNetSpec(M=4, G=4)), 24, 116, 2),  # middle 58
+    ],
+)
+def test_weightnet_groups_must_divide_generated_conv_inputs(spec, in_ch, out_ch, stride):
+    with pytest.raises(SpecError, match="weightnet.G"):
+        spec.validate(in_ch, out_ch, stride, "block")
+    with pytest.raises(ValueError, match="WeightNet needs G dividing"):
+        build_block(spec, in_ch, out_ch, stride)
