@@ -92,7 +92,7 @@ class ProxyResult:
     train_time_s: float  # seconds in training steps (evaluation excluded)
     eval_time_s: float  # seconds in validation passes
     images_per_s: float  # training images / train_time_s
-    epochs_done: int  # complete epochs
+    epochs_done: int  # passes over the training subset (the last one partial when epochs is a fraction)
     images_seen: int  # training images processed
     train_images: int  # size of the training subset
     val_images: int  # validation images evaluated
@@ -147,14 +147,15 @@ def train_proxy(
     train_time = eval_time = 0.0
     sync(device)
     started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    last_epoch = math.ceil(config.epochs)
+    for epoch in range(1, last_epoch + 1):
         t0 = time.perf_counter()
         train_loss = trainer.train_epoch(data.train_x, data.train_y)
         sync(device)
         train_time += time.perf_counter() - t0
         if math.isnan(train_loss):
             status = "diverged"
-        elif epoch % config.eval_every == 0 or epoch == config.epochs:
+        elif epoch % config.eval_every == 0 or epoch == last_epoch:
             t0 = time.perf_counter()
             val_acc, val_loss = trainer.evaluate(val_x, val_y)
             eval_time += time.perf_counter() - t0

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from search.augment import AugmentConfig, augment_batch, make_normalizer
 
-__all__ = ["EpochStats", "Recipe", "Trainer", "lr_factor", "sync"]
+__all__ = ["EpochStats", "Recipe", "Trainer", "lr_factor", "sync", "total_steps"]
 
 SCHEDULES = ("cosine", "linear", "exp")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
@@ -33,7 +33,7 @@ CUDA_FINITE_CHECK_STEPS = 16
 class Recipe:
     """How to train: optimizer, schedule, augmentation, precision. Units in the comments."""
 
-    epochs: int = 10  # passes over the training images
+    epochs: float = 10  # passes over the training images; a fraction ends the last pass early
     batch_size: int = 128  # images per optimizer step
     lr: float = 0.1  # peak learning rate (after warm-up)
     momentum: float = 0.9
@@ -55,8 +55,10 @@ class Recipe:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
 
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("batch_size", "eval_batch_size"):
             positive_int(name)
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) or not 0 < self.epochs < math.inf:
+            raise ValueError(f"epochs must be a finite number > 0, got {self.epochs!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if not 0 <= self.momentum < 1:
@@ -77,6 +79,10 @@ class Recipe:
         return self
 
 
+def total_steps(recipe: Recipe, steps_per_epoch: int) -> int:
+    return max(1, round(recipe.epochs * steps_per_epoch))
+
+
 def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
     """Learning rate of optimizer step ``step`` (0-based) as a fraction of ``recipe.lr``."""
     warmup = round(recipe.warmup_epochs * steps_per_epoch)
@@ -84,7 +90,7 @@ def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
         return (step + 1) / warmup
     if recipe.schedule == "exp":
         return recipe.lr_decay ** (step // steps_per_epoch)
-    total = recipe.epochs * steps_per_epoch
+    total = total_steps(recipe, steps_per_epoch)
     progress = (step - warmup) / max(1, total - warmup)
     if recipe.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
@@ -95,7 +101,7 @@ def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
 class EpochStats:
     """One epoch, as reported to callbacks and kept in the history. NaN where not measured."""
 
-    epoch: int  # 1-based
+    epoch: int  # 1-based; the last one may be a partial pass when epochs is a fraction
     train_loss: float  # mean training loss of the epoch (augmented, smoothed targets)
     val_acc: float  # top-1 on the validation split, in [0, 1]
     val_loss: float
@@ -136,6 +142,7 @@ class Trainer:
         self.num_classes = num_classes
         self.train_images = train_images
         self.steps_per_epoch = max(1, train_images // recipe.batch_size)  # drop the ragged last batch
+        self.total_steps = total_steps(recipe, self.steps_per_epoch)
         self.step = 0
         self.epoch = 0
 
@@ -171,8 +178,13 @@ class Trainer:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     # ------------------------------------------------------------------ training
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
     def train_epoch(self, images: torch.Tensor, labels: torch.Tensor) -> float:
-        """One pass over the first ``train_images`` of ``images`` in a fresh random order.
+        """One pass over the first ``train_images`` of ``images`` in a fresh random order (cut short
+        where the recipe's fractional epochs end).
 
         Returns the mean training loss, or NaN as soon as a non-finite loss is seen (the epoch
         stops there: the weights are lost to NaN already).
@@ -182,7 +194,8 @@ class Trainer:
         check_every = CUDA_FINITE_CHECK_STEPS if self.device.type == "cuda" else 1
         order = torch.randperm(self.train_images, device=self.device, generator=self.generator)
         loss_sum = torch.zeros((), device=self.device)
-        for i in range(self.steps_per_epoch):
+        steps = min(self.steps_per_epoch, self.total_steps - self.step)
+        for i in range(steps):
             lr = r.lr * lr_factor(r, self.step, self.steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -202,7 +215,7 @@ class Trainer:
             if (i + 1) % check_every == 0 and not torch.isfinite(loss_sum).item():
                 return math.nan
         self.epoch += 1
-        mean = loss_sum.item() / self.steps_per_epoch
+        mean = loss_sum.item() / max(1, steps)
         return mean if math.isfinite(mean) else math.nan
 
     @property

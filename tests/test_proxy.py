@@ -104,6 +104,12 @@ def test_callback_exceptions_end_the_run(data):
         train_proxy(small_net(), data, config(), device="cpu", seed=0, on_epoch=prune)
 
 
+def test_fractional_epochs_end_the_last_pass_early(data):
+    result = run(data, epochs=1.5)
+    assert result.epochs_done == 2 and result.images_seen == 12 * 64  # 8 + 4 steps
+    assert result.history[-1].lr < 0.01  # the schedule ends with the last step
+
+
 def test_training_subset_and_validation_subset(data):
     result = run(data, train_subset=128, val_images=32, epochs=1)
     assert result.train_images == 128 and result.images_seen == 128 and result.val_images == 32
@@ -142,7 +148,8 @@ def test_lr_schedules():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"epochs": 0}, "epochs must be a finite number > 0"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
         ({"schedule": "step"}, "unknown schedule 'step'; valid: cosine, linear, exp"),
         ({"width_scale": 0}, "width_scale must be a finite number > 0"),
         ({"train_subset": 0}, "train_subset must be None"),
