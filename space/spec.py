@@ -141,6 +141,16 @@ class AttentionSpec:
     groups: int = 64
     kernel: int = 0
 
+    def __post_init__(self) -> None:
+        # Canonical form: fields the kind does not use keep their defaults, so that equal modules
+        # have equal specs (and canonical keys).
+        if self.kind not in ("se", "cbam", "bam", "gc"):
+            object.__setattr__(self, "reduction", 16)
+        if self.kind != "sge":
+            object.__setattr__(self, "groups", 64)
+        if self.kind != "eca":
+            object.__setattr__(self, "kernel", 0)
+
     def validate(self, path: str = "attention") -> None:
         _check_choice(self.kind, ATTENTION_KINDS, f"{path}.kind")
         _check_positive(self.reduction, f"{path}.reduction")
@@ -223,6 +233,16 @@ class InvertedResidualSpec:
     unshuffle_pw2: bool = False
     keep_pw1: bool = True
     attention: AttentionSpec | None = None
+
+    def __post_init__(self) -> None:
+        # Canonical form (see AttentionSpec): unused knobs take their defaults.
+        if self.shuffle == "none" and not self.unshuffle_pw2:
+            object.__setattr__(self, "shuffle_groups", 2)
+        if self.expansion != 1:
+            object.__setattr__(self, "keep_pw1", True)
+        elif not self.keep_pw1:
+            object.__setattr__(self, "pw1_act", "relu6")
+            object.__setattr__(self, "pw1_split", (Fraction(1),))
 
     def has_pw1(self) -> bool:
         return self.expansion != 1 or self.keep_pw1
@@ -510,7 +530,8 @@ def _simple_from_dict(cls: type, data: Any, path: str) -> Any:
     if not isinstance(data, Mapping):
         _fail(path, f"expected a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    data = {k: v for k, v in data.items() if k != "kind"}
+    if "kind" not in fields:  # blocks carry their kind as a class constant, used to pick the class
+        data = {k: v for k, v in data.items() if k != "kind"}
     _known_keys(data, list(fields), path)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():

@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""seesaw-nas command line: search, describe spaces, list references, export, final training.
+
+    python launch_search.py --space seesaw --budget 200
+    python launch_search.py --references
+    python launch_search.py --space seesaw --describe
+    python launch_search.py --export 17 --name RUN
+    python launch_search.py --final-train results/RUN/best_block.yaml --epochs 30
+
+Only parsing and validation live here; everything else is in ``search``. Errors print one line
+and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import sys
+from typing import Any, NoReturn, Sequence
+
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def macs_value(text: str) -> int:
+    """'50M', '1.2G', '300000000' -> multiply-adds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a MAC count like 50M or 1.2G, got {text!r}")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from search.config import DATASETS, EXECUTORS, PICKS
+    from search.study import SAMPLERS
+
+    p = OneLineParser(
+        prog="launch_search.py",
+        description="Multi-objective NAS (validation accuracy up, MACs down) over efficient-CNN blocks.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    what = p.add_argument_group("what to do (default: run a search)")
+    what.add_argument("--references", action="store_true", help="list the reference zoo with counted and published params/MACs")
+    what.add_argument("--json", action="store_true", help="with --references: print JSON")
+    what.add_argument("--describe", action="store_true", help="print the choices, size and cost range of --space")
+    what.add_argument("--export", type=int, metavar="TRIAL", help="export trial TRIAL of run --name to YAML")
+    what.add_argument("--final-train", metavar="YAML", help="train an exported architecture with the full recipe, report test accuracy")
+
+    s = p.add_argument_group("search")
+    s.add_argument("--space", default="seesaw", help="search space (seesaw, shufflenet)")
+    s.add_argument("--shared-block", action="store_true", help="one block shared by all stages instead of one per stage")
+    s.add_argument("--budget", type=positive_int, default=200, help="finished trials, resumed ones included")
+    s.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler")
+    s.add_argument("--max-macs", type=macs_value, default=None, help="hard MACs limit (e.g. 100M), checked before training")
+    s.add_argument("--no-references", dest="references", action="store_false", help="do not enqueue the space's references first")
+    s.add_argument("--pick", default="accuracy", choices=PICKS, help="which Pareto trial becomes best_block.yaml")
+    s.add_argument("--seed", type=int, default=0, help="seed of sampler, split and training")
+    s.add_argument("--name", default=None, help="run folder results/NAME (default: SPACE-DATE-TIME)")
+    s.add_argument("--results-dir", default="results", help="parent folder of run folders")
+    s.add_argument("--resume", action="store_true", help="continue the run --name")
+    s.add_argument("--storage", default=None, help="Optuna storage URL (default: a journal file in the run folder; postgresql://... for several hosts)")
+
+    d = p.add_argument_group("data and proxy training")
+    d.add_argument("--dataset", default="cifar10", choices=DATASETS, help="training data")
+    d.add_argument("--data-dir", default="data", help="CIFAR download/cache folder, or an image folder / .zip for --dataset imagefolder")
+    d.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
+    d.add_argument("--proxy", default="auto", help="proxy preset: gpu, cpu, smoke (auto: gpu on CUDA, else cpu)")
+    d.add_argument("--epochs", type=float, default=None, help="override the preset's epochs")
+    d.add_argument("--train-subset", type=int, default=None, help="override the preset's number of training images")
+    d.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    d.add_argument("--width-scale", type=float, default=None, help="train a width-scaled proxy of each network")
+    d.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: cuda if available)")
+
+    x = p.add_argument_group("executors")
+    x.add_argument("--executor", default="local", choices=EXECUTORS, help="local processes or Ray Tune")
+    x.add_argument("--workers", type=positive_int, default=1, help="local worker processes sharing the study")
+    x.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
+    x.add_argument("--gpus-per-trial", type=float, default=None, help="Ray: GPUs per trial, fractional packs trials (default: 0.25 with a GPU, else 0)")
+    x.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per trial")
+    x.add_argument("--max-concurrent", type=int, default=0, help="Ray: most trials at once (0: as resources allow)")
+    x.add_argument("--max-retries", type=int, default=0, help="Ray: retries of a trial whose worker died")
+    x.add_argument("--scheduler", default=None, help="Ray: a trial scheduler (refused: see docs)")
+    return p
+
+
+def proxy_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = {"epochs": "epochs", "train_subset": "train_subset", "batch_size": "batch_size", "width_scale": "width_scale"}
+    return {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+
+
+def config_from_args(args: argparse.Namespace):
+    from search.config import SearchConfig
+
+    name = args.name or f"{args.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    return SearchConfig(
+        space=args.space, budget=args.budget, dataset=args.dataset, data_dir=args.data_dir, proxy=args.proxy,
+        proxy_overrides=proxy_overrides(args), val_size=args.val_size, sampler=args.sampler, max_macs=args.max_macs,
+        seed=args.seed, name=name, results_dir=args.results_dir, resume=args.resume, storage=args.storage,
+        executor=args.executor, workers=args.workers, device=args.device, references=args.references,
+        shared_block=args.shared_block, pick=args.pick, ray_address=args.ray_address,
+        gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else -1.0,
+        cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent, max_retries=args.max_retries,
+        scheduler=args.scheduler,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from search.cli_commands import KNOWN_ERRORS, describe_space, final_train, print_references
+
+    try:
+        if args.references:
+            return print_references(as_json=args.json)
+        if args.describe:
+            return describe_space(args.space, args.dataset, args.shared_block)
+        if args.final_train:
+            return final_train(args.final_train, args)
+        cfg = config_from_args(args).validate()
+        if args.export is not None:
+            from search.run import export_trial_of_run
+
+            if args.name is None:
+                parser.error("--export needs the run's --name")
+            print(export_trial_of_run(cfg, args.export))
+            return 0
+        from search.run import run_search
+
+        summary = run_search(cfg)
+        return 130 if summary.get("interrupted") else 0
+    except KNOWN_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

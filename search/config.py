@@ -1,0 +1,82 @@
+"""The settings of one search run, as plain data (the CLI parses into this; nothing below it sees argparse)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SearchError(ValueError):
+    """A setting or input that makes the run impossible; the message is one line saying what to do."""
+
+
+EXECUTORS = ("local", "ray")
+DATASETS = ("cifar10", "cifar100", "imagefolder", "synthetic")
+PICKS = ("accuracy", "knee", "smallest")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    space: str = "seesaw"
+    budget: int = 200  # finished trials, resumed ones included
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    proxy: str = "auto"  # proxy preset; auto = gpu preset on CUDA, cpu preset otherwise
+    proxy_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 2}
+    val_size: int = 5000  # images held out of the training set for validation
+    sampler: str = "tpe"
+    max_macs: int | None = None  # hard constraint, in multiply-adds
+    seed: int = 0
+    name: str = "seesaw"
+    results_dir: str = "results"
+    resume: bool = False
+    storage: str | None = None  # default: a journal file in the run folder
+    executor: str = "local"
+    workers: int = 1
+    device: str = "auto"
+    references: bool = True  # enqueue the space's reference networks first
+    shared_block: bool = False
+    pick: str = "accuracy"
+    # Ray Tune executor
+    ray_address: str | None = None
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = 1.0
+    max_concurrent: int = 0  # 0: as many as the resources allow
+    max_retries: int = 0
+    scheduler: str | None = None  # refused in multi-objective mode (see search/ray_executor.py)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.results_dir) / self.name
+
+    @property
+    def storage_url(self) -> str:
+        from search.study import default_storage_url
+
+        return self.storage or default_storage_url(self.run_dir.resolve())
+
+    def validate(self) -> "SearchConfig":
+        from space.spaces import SPACES
+
+        if self.space not in SPACES:
+            raise SearchError(f"unknown space {self.space!r}; valid spaces: {', '.join(sorted(SPACES))}")
+        if self.budget <= 0:
+            raise SearchError(f"--budget must be a positive number of trials, got {self.budget}")
+        if self.dataset not in DATASETS:
+            raise SearchError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
+        if self.executor not in EXECUTORS:
+            raise SearchError(f"unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS)}")
+        if self.workers < 1:
+            raise SearchError(f"--workers must be >= 1, got {self.workers}")
+        if self.max_macs is not None and self.max_macs <= 0:
+            raise SearchError(f"--max-macs must be positive, got {self.max_macs}")
+        if self.pick not in PICKS:
+            raise SearchError(f"unknown --pick {self.pick!r}; valid: {', '.join(PICKS)}")
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,164 @@
+"""The Optuna study that records a search: storage, sampler, warm start, budget and recovery.
+
+The study on disk is the record of a run: resume, plots, the Pareto front and export all read it,
+whichever executor ran the trials. Objectives: (validation accuracy: maximise, MACs: minimise).
+
+Trial bookkeeping lives in user attributes (see ``ATTR``); what counts towards ``--budget``:
+every trial that ended with a result or a genuine failure (exception, divergence, out of memory),
+but not samples rejected by ``--max-macs`` before training (they cost nothing), nor trials cut off
+by Ctrl-C or a killed process, which are re-run on resume.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+DIRECTIONS = ("maximize", "minimize")
+OBJECTIVE_NAMES = ("val_acc", "macs")
+SAMPLERS = ("tpe", "nsga2", "random", "gp", "qmc")
+
+
+class StudyError(ValueError):
+    """The study cannot be opened or does not match the run; the message says what to do."""
+
+
+class ATTR:
+    """Names of the user attributes every trial carries."""
+
+    KEY = "canonical_key"
+    SPEC = "spec"
+    REFERENCE = "reference"
+    PARAMS = "params_count"
+    MACS = "macs"
+    STATUS = "status"  # running | ok | duplicate | infeasible | failed | diverged | interrupted
+    FAILURE = "failure"
+    DUPLICATE_OF = "duplicate_of"
+    HOST = "host"
+    PID = "pid"
+
+
+# A trial still "running" in a FAIL state was cut off by a dead process (recover_stale_trials).
+COUNTED_STATUSES = ("ok", "duplicate", "failed", "diverged")
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """A sampler by name; TPE is Optuna 5's multi-objective default."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    raise StudyError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+
+
+def default_storage_url(run_dir: Path) -> str:
+    return f"journal://{run_dir / 'study.journal'}"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage | str:
+    """``journal://PATH`` (one host, several processes) or any Optuna RDB URL (several hosts)."""
+    if url.startswith("journal://"):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url[len("journal://"):])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            backend = JournalFileBackend(str(path))
+        except OSError as exc:
+            raise StudyError(f"cannot open the journal storage {path}: {exc.strerror}; pass --storage with a writable path") from None
+        return optuna.storages.JournalStorage(backend)
+    try:
+        # heartbeat marks trials of dead processes FAIL on RDB storages (several hosts)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+    except Exception as exc:  # SQLAlchemy raises many types; the message is what matters here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open the storage {url!r}: {first}; check the URL (e.g. postgresql://user:pw@host/db) or leave --storage out") from None
+
+
+def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool) -> optuna.Study:
+    """Create the study, or load it when ``resume`` (or when joining workers) and it exists."""
+    storage = open_storage(storage_url)
+    exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if exists and not resume:
+        raise StudyError(f"a study named {study_name!r} already exists in {storage_url}; pass --resume to continue it or --name for a new run")
+    if not exists and resume:
+        raise StudyError(f"--resume: no study named {study_name!r} in {storage_url}; leave out --resume to start it")
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
+    )
+    study.set_metric_names(list(OBJECTIVE_NAMES))
+    return study
+
+
+def counted(trial: FrozenTrial) -> bool:
+    """Whether a trial counts towards the budget (see the module docstring)."""
+    if trial.state not in (TrialState.COMPLETE, TrialState.FAIL):
+        return False
+    return trial.user_attrs.get(ATTR.STATUS) in COUNTED_STATUSES
+
+
+def trial_status(trial: FrozenTrial) -> str:
+    """The status to show: a FAIL trial left 'running' is 'stale' (its process died)."""
+    status = trial.user_attrs.get(ATTR.STATUS, "running")
+    if status == "running" and trial.state == TrialState.FAIL:
+        return "stale"
+    return status
+
+
+def finished_count(study: optuna.Study) -> int:
+    return sum(counted(t) for t in study.get_trials(deepcopy=False))
+
+
+def running_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def enqueue_references(study: optuna.Study, reference_params: dict[str, dict[str, Any]]) -> int:
+    """Enqueue each reference once per study (warm start); returns how many were added."""
+    done = {t.user_attrs.get(ATTR.REFERENCE) for t in study.get_trials(deepcopy=False)}
+    added = 0
+    for name, params in reference_params.items():
+        if name not in done:
+            study.enqueue_trial(params, user_attrs={ATTR.REFERENCE: name}, skip_if_exists=False)
+            added += 1
+    return added
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_stale_trials(study: optuna.Study) -> list[int]:
+    """Mark RUNNING trials of dead processes on this host as failed ('stale') and re-enqueue them.
+
+    Journal storages have no heartbeat; a trial records its host and pid when it starts, so a
+    process on the same host can tell whether its owner is gone (kill -9, power loss).
+    """
+    host = socket.gethostname()
+    recovered = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner_host, pid = t.user_attrs.get(ATTR.HOST), t.user_attrs.get(ATTR.PID)
+        if owner_host != host or pid is None or _alive(int(pid)):
+            continue
+        study.tell(t.number, state=TrialState.FAIL)  # its status stays "running": shown as "stale"
+        attrs = {ATTR.REFERENCE: t.user_attrs[ATTR.REFERENCE]} if ATTR.REFERENCE in t.user_attrs else None
+        study.enqueue_trial(t.params, user_attrs=attrs)
+        recovered.append(t.number)
+    return recovered
