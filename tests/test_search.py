@@ -190,3 +190,21 @@ def test_describe_prints_choices_size_and_range(capsys):
     assert launch_search.main(["--space", "seesaw", "--describe"]) == 0
     out = capsys.readouterr().out
     assert "s3_expansion" in out and "size:" in out and "MACs over" in out and "seesaw_1.0d_cifar10" in out
+
+
+def test_final_train_cli_reports_test_accuracy(tmp_path, capsys):
+    from fractions import Fraction as F
+
+    from space import HeadSpec, InvertedResidualSpec, StageSpec, StemSpec
+
+    tiny = ArchSpec(StemSpec(channels=8), (StageSpec(16, 1, 2, InvertedResidualSpec(expansion=2, pw1_split=(F(1, 4), F(3, 4)))),),
+                    HeadSpec(channels=32))
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"num_classes": 10, "spec": tiny.to_dict()}))
+    args = ["--final-train", str(path), "--dataset", "synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
+            "--val-size", "64", "--results-dir", str(tmp_path), "--name", "fin"]
+    assert launch_search.main(args) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "epoch 1:" in out
+    result = json.loads((tmp_path / "fin" / "result.json").read_text())
+    assert 0.0 <= result["test_acc"] <= 1.0 and result["epochs_done"] == 1
