@@ -96,9 +96,10 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     proxy = proxy_config(cfg, device)
     space = get_space(cfg.space, dataset=cfg.dataset, shared_block=cfg.shared_block)
+    # data first: a missing data set must not leave an empty study behind
+    data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed + worker_index),
                        resume=cfg.resume or not create)
-    data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
     evaluator = ProxyEvaluator(data, proxy, device, data.num_classes)
     return Run(cfg, study, space, evaluator, data.num_classes, device, proxy, count_cost)
 
