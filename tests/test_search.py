@@ -142,9 +142,10 @@ def test_kill_9_then_resume_keeps_finished_trials_and_meets_budget(tmp_path):
         optuna.storages.journal.JournalFileBackend(str(journal))))
     after = {t.number: t.values for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
     assert all(after[n] == v for n, v in before.items())  # nothing finished was lost or re-run
-    assert len(after) == 5
     rows = trials_csv(tmp_path / "k")
-    assert any(r["status"] == "stale" for r in rows)  # the trial cut off by the kill, re-run
+    counted = [r for r in rows if r["status"] in ("ok", "duplicate", "failed", "diverged")]
+    assert len(counted) == 5, rows
+    assert any(r["status"] == "stale" for r in rows), rows  # the trial cut off by the kill, re-run
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
 
 
