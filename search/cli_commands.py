@@ -67,7 +67,7 @@ def print_references(as_json: bool = False) -> int:
     return 0
 
 
-def describe_space(name: str, dataset: str, shared_block: bool, samples: int = 200) -> int:
+def describe_space(name: str, dataset: str, shared_block: bool, samples: int = 100) -> int:
     from blocks import count_cost
     from space.spaces import get_space
 
