@@ -126,7 +126,7 @@ def load_dataset(
     ``.zip`` holding ``train/<class>/*`` and ``test/<class>/*``. synthetic: no files.
     """
     device = torch.device(device)
-    key = (name, _dir_key(data_dir), str(device), val_size, seed)
+    key = (name, "" if name == "synthetic" else _dir_key(data_dir), str(device), val_size, seed)
     if key not in _SPLIT_CACHE:
         _SPLIT_CACHE[key] = split_dataset(load_raw(name, data_dir), val_size, seed, device, name=name)
     return _SPLIT_CACHE[key]
@@ -142,7 +142,7 @@ def load_raw(name: str, data_dir: str | os.PathLike | None = None) -> RawDataset
     """The decoded data set on CPU, from the per-process cache, the on-disk cache, or the source."""
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
-    key = (name, _dir_key(data_dir))
+    key = (name, "" if name == "synthetic" else _dir_key(data_dir))
     if key not in _RAW_CACHE:
         if name == "synthetic":
             raw = synthetic_dataset()
@@ -210,8 +210,8 @@ def _channel_stats(x: torch.Tensor, chunk: int = 10000) -> tuple[tuple[float, ..
 
 
 def synthetic_dataset(
-    num_train: int = 2000,
-    num_test: int = 500,
+    num_train: int = 10000,  # room for the default 5,000 validation images
+    num_test: int = 1000,
     num_classes: int = 10,
     image_size: int = 32,
     seed: int = 0,
@@ -253,6 +253,11 @@ def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
                 ds = cls(root=str(data_dir), train=train, download=True)
             except Exception as exc:  # offline: URLError, socket errors, ...
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if data_dir.is_file() or (data_dir / "train").is_dir():
+                    raise DataError(
+                        f"{data_dir} looks like an image folder (train/<class>/*), not torchvision's {name} "
+                        "files; use --dataset imagefolder with it"
+                    ) from None
                 raise DataError(
                     f"{name} is not in {data_dir} and could not be downloaded ({reason}); put "
                     f"torchvision's {cls.base_folder} folder there, or pass --data-dir pointing to it"

@@ -39,8 +39,8 @@ def ids(x: torch.Tensor) -> set[int]:
 def test_synthetic_shapes_dtypes_and_stats():
     d = load_dataset("synthetic", val_size=300)
     assert d.train_x.dtype == torch.uint8 and d.train_y.dtype == torch.int64
-    assert d.train_x.shape == (1700, 3, 32, 32) and d.val_x.shape == (300, 3, 32, 32)
-    assert d.test_x.shape == (500, 3, 32, 32) and len(d.test_y) == 500
+    assert d.train_x.shape == (9700, 3, 32, 32) and d.val_x.shape == (300, 3, 32, 32)
+    assert d.test_x.shape == (1000, 3, 32, 32) and len(d.test_y) == 1000
     assert d.num_classes == 10 and d.image_size == 32 and d.device == torch.device("cpu")
     assert int(d.train_y.max()) < 10
     assert len(d.mean) == 3 and all(0 < m < 1 for m in d.mean) and all(0 < s < 1 for s in d.std)
@@ -71,6 +71,11 @@ def test_bad_val_size_is_one_clear_error(val_size):
         split_dataset(numbered(1000), val_size, seed=0)
 
 
+def test_synthetic_leaves_room_for_the_default_validation_split():
+    d = load_dataset("synthetic")
+    assert len(d.val_y) == 5000 and len(d.train_y) == 5000
+
+
 def test_load_dataset_caches_per_process():
     a = load_dataset("synthetic", val_size=100)
     assert load_dataset("synthetic", val_size=100) is a
@@ -97,6 +102,19 @@ def test_cifar_offline_and_absent_is_one_error_naming_data_dir(tmp_path, monkeyp
     with pytest.raises(DataError, match=r"cifar10 is not in .* could not be downloaded .*--data-dir") as info:
         load_dataset("cifar10", tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_cifar_pointed_at_an_image_folder_suggests_imagefolder(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(self):
+        raise URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    archive = tmp_path / "cifar10-jpg.zip"
+    zipfile.ZipFile(archive, "w").close()
+    with pytest.raises(DataError, match="looks like an image folder .* use --dataset imagefolder"):
+        load_dataset("cifar10", archive)
 
 
 # ----------------------------------------------------------------------------- image folder

@@ -167,3 +167,16 @@ def test_presets_are_valid_and_unknown_names_list_them():
     with pytest.raises(ValueError, match="valid: gpu, cpu, smoke"):
         get_preset("tpu")
     assert get_preset("cpu", epochs=1).epochs == 1
+
+
+def test_evaluate_spec_trains_a_scaled_seesaw_and_reports_both_costs(data):
+    from blocks import count_cost
+    from search.proxy import evaluate_spec
+    from space.references import get_reference
+
+    spec = get_reference("seesaw_0.5d_cifar10").spec
+    result = evaluate_spec(spec, data, config(epochs=1, train_subset=128, width_scale=0.25), device="cpu", seed=0)
+    exported = count_cost(spec, 4, 16)
+    assert result.status == "ok" and math.isfinite(result.val_loss)
+    assert (result.params, result.macs) == (exported.params, exported.macs)
+    assert result.proxy_macs < result.macs / 8 and result.proxy_params < result.params / 8

@@ -90,3 +90,12 @@ def test_sge_groups_and_bottleneck_expansion_are_respected():
 def test_tiny_factor_still_gives_a_valid_network():
     scaled = scale_width(seesaw_like(), 0.01)
     assert min(widths(scaled)) >= 4
+
+
+def test_every_reference_network_scales():
+    from space.references import REFERENCES
+
+    for name, ref in REFERENCES.items():
+        for factor in (0.25, 0.5, 1.5):
+            scaled = scale_width(ref.spec, factor)
+            assert scaled.num_blocks() == ref.spec.num_blocks(), name
