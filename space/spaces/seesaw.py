@@ -182,7 +182,7 @@ def _params(shared: bool, family: str, repeats: tuple[int, ...]) -> dict[str, An
     """Trial parameters of a seed network (None if it is no point of the shared-block space)."""
     block = {
         "seesaw": dict(pw1_act="none", shuffle="pw1", shuffle_groups=2, unshuffle_pw2=False),
-        "igcv3": dict(pw1_act="none", shuffle="pw1", shuffle_groups=2, unshuffle_pw2=False),
+        "igcv3": dict(pw1_act="none", shuffle="pw1", shuffle_groups=2, unshuffle_pw2=True),
         "mobilenetv2": dict(pw1_act="relu6", shuffle="none"),
     }[family]
     block.update(dw_kernel=3, attention="none")
