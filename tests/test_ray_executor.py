@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -217,11 +218,13 @@ def test_ray_search_leaves_the_same_artifacts_as_the_local_executor(tmp_path, ca
         assert (ray_dir / name).exists(), name
     local_rows, ray_rows = trials_csv(local_dir), trials_csv(ray_dir)
     assert len([r for r in ray_rows if r["status"] in COUNTED]) == 4
-    # the same sampler and seed ask the same architectures in the same order, references first
-    same = ("number", "reference", "canonical_key", "params", "macs")
+    # the same sampler and seed ask the same architectures in the same order, references first, and
+    # one-thread CPU training with the same trial seeds gives the same accuracies
+    same = ("number", "state", "status", "reference", "canonical_key", "params", "macs", "val_acc", "failure")
     assert [{k: r[k] for k in same} for r in ray_rows] == [{k: r[k] for k in same} for r in local_rows]
-    assert all(r["status"] == "ok" and 0 <= float(r["val_acc"]) <= 1 for r in ray_rows)
-    assert len({r["canonical_key"] for r in ray_rows}) == len(ray_rows)
+    assert ray_rows[0]["reference"].startswith(("seesaw", "igcv3", "mobilenetv2"))
+    trained = [r for r in ray_rows if r["status"] == "ok"]
+    assert len(trained) == 4 and all(0 <= float(r["val_acc"]) <= 1 for r in trained)
     # the exported best block rebuilds to what the search recorded
     spec, num_classes = load_export(ray_dir / "best_block.yaml")
     cost = count_module_cost(build_model(spec, num_classes), 32)
@@ -278,6 +281,7 @@ def ray_head():
         except ProcessLookupError:
             pass
         head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.mark.slow
