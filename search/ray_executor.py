@@ -65,6 +65,7 @@ RAY_ENVIRONMENT = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
     "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",  # a dead worker's trial is recorded as failed, with Ray's message
 }
 # Only for the private instance started without --ray-address: bind to loopback, no token auth.
 # A cluster that is joined keeps the settings it was started with.
@@ -301,7 +302,7 @@ class StudySteps:
         if proposal is None:
             return
         retries = self.run.cfg.max_retries
-        failure = f"Ray worker died ({retries} retr{'y' if retries == 1 else 'ies'}): {message}"
+        failure = f"the Ray worker died (retried {retries} time{'' if retries == 1 else 's'}): {message}"
         try:
             self._finished(record(self.run.study, proposal, Evaluation(status="failed", failure=failure)))
         except Exception as exc:
@@ -365,6 +366,21 @@ def _trial_name(trial: Any) -> str:
     return f"trial_{trial.config['number']}"
 
 
+def error_summary(text: str, limit: int = 300) -> str:
+    """One line from Ray's error text of a trial: its last failure, without the actor's metadata."""
+    last = text.split("Failure # ")[-1].splitlines()[1:] if "Failure # " in text else text.splitlines()
+    lines = [line.strip() for line in last if line.strip() and not line[:1].isspace() and not line.startswith("Traceback")]
+    summary = " ".join(lines) or "no message"
+    return summary if len(summary) <= limit else summary[: limit - 3] + "..."
+
+
+class _DropTrialsDidNotComplete(logging.Filter):
+    """Tune logs every errored trial again at the end; ours are in trials.csv and the summary."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Trials did not complete")
+
+
 @functools.cache
 def error_messages_class() -> type:
     """A Tune callback that hands Ray's message about a dead trial to the searcher (which Tune
@@ -377,9 +393,7 @@ def error_messages_class() -> type:
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             error = trial.get_error()
-            text = str(error).strip() if error is not None else ""
-            lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Traceback")]
-            self.searcher.record_worker_error(trial.trial_id, lines[0][:300] if lines else "no message")
+            self.searcher.record_worker_error(trial.trial_id, error_summary(str(error) if error is not None else ""))
 
         def __getstate__(self) -> dict[str, Any]:  # see StudySearcher.__getstate__
             return {}
@@ -463,9 +477,12 @@ def run_ray(run: "Run") -> None:
                     callbacks=[error_messages_class()(searcher)],
                 ),
             )
+            quiet = _DropTrialsDidNotComplete()
+            logging.getLogger("ray.tune.tune").addFilter(quiet)
             try:
                 tuner.fit()
             finally:
+                logging.getLogger("ray.tune.tune").removeFilter(quiet)
                 cut_off = searcher.close()
     finally:
         if started:
