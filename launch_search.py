@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-subset", type=int, default=None, help="override the preset's number of training images")
     d.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
     d.add_argument("--width-scale", type=float, default=None, help="train a width-scaled proxy of each network")
+    d.add_argument("--recipe", default="seeds", help="--final-train recipe: seeds (400 epochs, Seesaw/IGCV3) or mobile")
     d.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: cuda if available)")
 
     x = p.add_argument_group("executors")

@@ -67,7 +67,7 @@ def print_references(as_json: bool = False) -> int:
     return 0
 
 
-def describe_space(name: str, dataset: str, shared_block: bool, samples: int = 200) -> int:
+def describe_space(name: str, dataset: str, shared_block: bool, samples: int = 100) -> int:
     from blocks import count_cost
     from space.spaces import get_space
 
@@ -102,4 +102,39 @@ def describe_space(name: str, dataset: str, shared_block: bool, samples: int = 2
 
 
 def final_train(path: str, args: Any) -> int:
-    raise SearchError("final training is not wired yet")
+    """Train an exported YAML with a full recipe (default: the seeds' 400 epochs); test at the end."""
+    import dataclasses
+    from pathlib import Path
+
+    from search.data import load_dataset
+    from search.export import load_export
+    from search.final import FINAL_PRESETS, train_final
+    from search.run import resolve_device
+
+    spec, num_classes = load_export(path)
+    if args.recipe not in FINAL_PRESETS:
+        raise SearchError(f"unknown --recipe {args.recipe!r}; valid: {', '.join(FINAL_PRESETS)}")
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    config = dataclasses.replace(FINAL_PRESETS[args.recipe], **overrides)
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, args.data_dir, device=device, val_size=args.val_size, seed=args.seed)
+    if data.num_classes != num_classes:
+        raise SearchError(f"{path} was exported for {num_classes} classes but --dataset {args.dataset} has "
+                          f"{data.num_classes}; pass the dataset it was searched on")
+    out_dir = Path(args.results_dir) / args.name if args.name else Path(path).with_suffix("").parent / f"final_{Path(path).stem}"
+    print(f"final training of {path} ({spec.canonical_key()}): recipe {args.recipe}, {config.epochs:g} epochs, "
+          f"{args.dataset}, device {device}; checkpoints in {out_dir} (rerun the same command to resume)")
+
+    def on_epoch(stats: Any) -> None:
+        print(f"epoch {stats.epoch}: train loss {stats.train_loss:.4f}, val acc {100 * stats.val_acc:.2f}%, "
+              f"lr {stats.lr:.4g}, {stats.elapsed_s:.0f}s", flush=True)
+
+    result = train_final(spec, num_classes, data, config, out_dir, resume=True, device=device, seed=args.seed,
+                         on_epoch=on_epoch)
+    if result.status != "ok":
+        print(f"training {result.status} after {result.epochs_done} epochs; see {out_dir}/result.json")
+        return 1
+    print(f"test accuracy {100 * result.test_acc:.2f}% (val {100 * result.val_acc:.2f}%, best val "
+          f"{100 * result.best_val_acc:.2f}%), {result.params / 1e6:.2f}M params, {result.macs / 1e6:.1f}M MACs; "
+          f"{out_dir}/result.json")
+    return 0

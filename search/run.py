@@ -96,9 +96,14 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     proxy = proxy_config(cfg, device)
     space = get_space(cfg.space, dataset=cfg.dataset, shared_block=cfg.shared_block)
+    # data first: a missing data set must not leave an empty study behind
+    data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed + worker_index),
                        resume=cfg.resume or not create)
-    data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
+    if worker_index or len(study.get_trials(deepcopy=False)):
+        # Another worker or a resumed run: a sampler seeded like the first launch's would repeat
+        # its first samples. Fresh runs stay reproducible from --seed alone.
+        study.sampler = make_sampler(cfg.sampler, hash((cfg.seed, worker_index, len(study.get_trials(deepcopy=False)))) % 2**31)
     evaluator = ProxyEvaluator(data, proxy, device, data.num_classes)
     return Run(cfg, study, space, evaluator, data.num_classes, device, proxy, count_cost)
 
