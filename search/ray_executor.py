@@ -105,6 +105,26 @@ def check_ray_config(cfg: SearchConfig) -> None:
         raise SearchError(f"--max-retries must be >= 0, got {cfg.max_retries}")
 
 
+def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail fast on an address where no cluster listens: ``ray.init`` would wait for minutes."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SearchError(f"--ray-address must be HOST:PORT (as `ray start --head` prints it), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SearchError(f"--ray-address {address}: nothing answers at {host}:{port} ({exc.strerror or exc}); start "
+                          f"the cluster with `ray start --head --port={port}` there, or check the address") from None
+
+
+def preflight(cfg: SearchConfig) -> None:
+    """The checks that need no Ray: run before the study is created, so a refusal leaves nothing behind."""
+    check_ray_config(cfg)
+    check_ray_address(cfg.ray_address)
+
+
 @dataclass(frozen=True)
 class TrialResources:
     cpus: float
@@ -438,7 +458,7 @@ def connect(cfg: SearchConfig) -> bool:
 def run_ray(run: "Run") -> None:
     """Run trials on Ray until the study has ``--budget`` counted trials."""
     cfg = run.cfg
-    check_ray_config(cfg)
+    preflight(cfg)
     set_ray_environment(local=cfg.ray_address is None)
     import ray
     from ray import tune

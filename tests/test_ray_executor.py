@@ -179,11 +179,16 @@ def test_settings_the_ray_executor_refuses(changes, words):
         check_ray_config(SearchConfig(executor="ray", **changes))
 
 
-def test_scheduler_is_refused_in_one_line_before_ray_starts(tmp_path, capsys):
-    code = launch_search.main(["--budget", "2", "--name", "s", *FAST, *RAY_FLAGS, "--scheduler", "asha",
-                               "--results-dir", str(tmp_path)])
+@pytest.mark.parametrize("flags, words", [
+    (["--scheduler", "asha"], ["ASHA", "early-stopped"]),
+    (["--ray-address", "127.0.0.1:1"], ["nothing answers", "ray start --head"]),
+    (["--ray-address", "headnode"], ["HOST:PORT"]),
+])
+def test_refusals_are_one_line_and_leave_no_study_behind(tmp_path, capsys, flags, words):
+    code = launch_search.main(["--budget", "2", "--name", "s", *FAST, *RAY_FLAGS, *flags, "--results-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "ASHA" in err and "early-stopped" in err
+    assert code == 2 and len(err.splitlines()) == 1 and all(w in err for w in words), err
+    assert not (tmp_path / "s" / "study.journal").exists()  # the same command works once fixed, without --resume
 
 
 # ----------------------------------------------------------------------------- real Ray
