@@ -18,13 +18,15 @@ OptunaSearch does accept a storage and a study name, but
 - it makes every sample a Ray trial: a sample over ``--max-macs`` or a duplicate architecture,
   which the local executor records without training, would cost a Ray trial, and it knows no
   budget counted in finished trials (``search.study.finished_count``), only ``num_samples``;
-- its ``save()`` pickles the study, which fails for a journal-file study.
+- its ``save()``, which Tune calls to checkpoint the experiment, pickles the study, and a study
+  on a journal file does not pickle.
 ``StudySearcher`` is therefore ``propose``/``record`` of the local executor behind Tune's
 ``suggest``/``on_trial_complete``, with the same budget check under the same lock.
 
 Ray facts this module relies on:
 - Workers load the data once per process (``_WORKER_DATA``) and actors are reused between trials
-  (``reuse_actors``), so a trial costs its training plus ~0.1-0.2 s. Data are never downloaded in
+  (``reuse_actors``), so a trial costs ~20 ms more than with the local executor once the first
+  one has started (~10 s; BENCHMARKS.md, "Ray executor overhead"). Data are never downloaded in
   a trial: the driver loads (downloads) them before Tune starts, and a worker that does not find
   CIFAR in ``--data-dir`` stops the run with a message instead of downloading.
 - No trial schedulers (ASHA, HyperBand, PBT ...): they stop trials on one metric, and Ray records
