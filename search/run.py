@@ -126,6 +126,10 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     from search.artifacts import write_run_json
 
     cfg.validate()
+    if cfg.executor == "ray":
+        from search.ray_executor import preflight  # settings and the cluster's address; Ray is not imported
+
+        preflight(cfg)
     run_dir = cfg.run_dir
     if not cfg.resume and (run_dir / "study.journal").exists() and cfg.storage is None:
         raise SearchError(f"{run_dir} already holds a search; pass --resume to continue it or --name for a new run")
