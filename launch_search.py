@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     what = p.add_argument_group("what to do (default: run a search)")
-    what.add_argument("--references", action="store_true", help="list the reference zoo with counted and published params/MACs")
+    what.add_argument("--references", dest="list_references", action="store_true", help="list the reference zoo with counted and published params/MACs")
     what.add_argument("--json", action="store_true", help="with --references: print JSON")
     what.add_argument("--describe", action="store_true", help="print the choices, size and cost range of --space")
     what.add_argument("--export", type=int, metavar="TRIAL", help="export trial TRIAL of run --name to YAML")
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.cli_commands import KNOWN_ERRORS, describe_space, final_train, print_references
 
     try:
-        if args.references:
+        if args.list_references:
             return print_references(as_json=args.json)
         if args.describe:
             return describe_space(args.space, args.dataset, args.shared_block)

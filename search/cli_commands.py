@@ -38,8 +38,16 @@ def reference_rows() -> list[dict[str, Any]]:
             "name": name, "dataset": ref.dataset, "input_size": ref.input_size, "num_classes": ref.num_classes,
             "params": cost.params, "macs": cost.macs, "published_params_m": pub.params_m,
             "published_macs_m": pub.macs_m, "published_top1": pub.top1, "canonical_key": ref.spec.canonical_key(),
+            "matches_published": _matches(cost, pub), "gap": pub.gap or None,
         })
     return rows
+
+
+def _matches(cost: Any, pub: Any) -> bool:
+    """Counted params/MACs round to the printed numbers exactly (no tolerance)."""
+    from space.references import agrees_with_printed
+
+    return all(agrees_with_printed(v, p) for v, p in ((cost.params, pub.params_m), (cost.macs, pub.macs_m)) if p)
 
 
 def print_references(as_json: bool = False) -> int:
@@ -48,9 +56,14 @@ def print_references(as_json: bool = False) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     table = [(r["name"], r["dataset"], r["input_size"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}",
-              r["published_params_m"] or "-", r["published_macs_m"] or "-", r["published_top1"] or "-") for r in rows]
-    print(format_table(table, ("name", "dataset", "input", "Mparams", "MMACs", "paper Mparams", "paper MMACs", "paper top-1")))
+              r["published_params_m"] or "-", r["published_macs_m"] or "-", r["published_top1"] or "-",
+              "yes" if r["matches_published"] else "gap*") for r in rows]
+    print(format_table(table, ("name", "dataset", "input", "Mparams", "MMACs", "paper Mparams", "paper MMACs",
+                               "paper top-1", "match")))
     print("\nMACs = multiply-adds of conv/linear/matmul at batch 1 (FlopCounterMode / 2), counted from the built module.")
+    for r in rows:
+        if not r["matches_published"]:
+            print(f"* {r['name']}: {r['gap']}")
     return 0
 
 

@@ -146,32 +146,19 @@ class ProxyEvaluator:
         self.num_classes = num_classes
 
     def __call__(self, spec: ArchSpec, seed: int, on_epoch: Callable[..., None] | None = None) -> Evaluation:
-        from blocks import build_model, count_cost
-        from search.proxy import train_proxy
-        from space.scaling import scale_width
+        from search.proxy import evaluate_spec
 
         try:
-            proxy_spec = spec
-            metrics: dict[str, Any] = {}
-            if self.config.width_scale != 1.0:
-                proxy_spec = scale_width(spec, self.config.width_scale)
-                proxy_cost = count_cost(proxy_spec, self.num_classes, 32)
-                metrics.update(proxy_params=proxy_cost.params, proxy_macs=proxy_cost.macs)
-            import torch
-
-            torch.manual_seed(seed)
-            model = build_model(proxy_spec, self.num_classes)
-            result = train_proxy(model, self.data, self.config, device=self.device, seed=seed, on_epoch=on_epoch)
+            result = evaluate_spec(spec, self.data, self.config, device=self.device, seed=seed, on_epoch=on_epoch)
         except Exception as exc:  # a crashing trial is recorded, the search goes on
             return Evaluation(status="failed", failure=describe_exception(exc))
-        metrics.update(
-            val_acc=result.val_acc,
-            val_loss=result.val_loss,
-            train_time_s=result.train_time_s,
-            images_per_s=result.images_per_s,
-            epochs=result.epochs_done,
-        )
+        metrics = {
+            "val_acc": result.val_acc, "val_loss": result.val_loss, "train_time_s": result.train_time_s,
+            "images_per_s": result.images_per_s, "epochs": result.epochs_done,
+            "proxy_params": result.proxy_params, "proxy_macs": result.proxy_macs,
+        }
         metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
         if result.status != "ok":
-            return Evaluation(status=result.status, metrics=metrics, failure=f"{result.status}: loss became NaN or inf at epoch {result.epochs_done}")
+            return Evaluation(status=result.status, metrics=metrics,
+                              failure=f"{result.status}: the loss became NaN or inf in epoch {result.epochs_done}")
         return Evaluation(status="ok", val_acc=result.val_acc, metrics=metrics)

@@ -321,6 +321,15 @@ class ShuffleUnitSpec:
             self.attention.check_channels(out_ch, f"{path}.attention")
         if self.weightnet is not None:
             self.weightnet.validate(f"{path}.weightnet")
+            # WeightNet's fc2 cuts the kernel of each generated 1x1 conv into G groups of inputs:
+            # the main-branch input (at stride 2 also the projection's) and its middle (out // 2,
+            # as in the official code).
+            g = self.weightnet.G
+            for what, ch in (("main-branch input", in_ch - proj if stride == 1 else in_ch),
+                             ("main-branch middle", out_ch // 2)):
+                if ch % g:
+                    _fail(f"{path}.weightnet.G", f"G={g} must divide the {ch} channels of the {what} "
+                          "(WeightNet's fc2 splits each 1x1 kernel into G groups); choose G or widths accordingly")
 
 
 @dataclass(frozen=True)

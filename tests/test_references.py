@@ -32,11 +32,22 @@ def test_reference_matches_published_counts(name):
     cost = count_cost(ref.spec, ref.num_classes, ref.input_size)
     pub = ref.published
     if pub.params_m is not None:
-        assert agrees_with_printed(cost.params, pub.params_m, pub.approx), (
+        assert agrees_with_printed(cost.params, pub.params_m, pub.tolerance), (
             f"{name}: {cost.params / 1e6:.3f}M params, paper prints {pub.params_m}M")
     if pub.macs_m is not None:
-        assert agrees_with_printed(cost.macs, pub.macs_m, pub.approx), (
+        assert agrees_with_printed(cost.macs, pub.macs_m, pub.tolerance), (
             f"{name}: {cost.macs / 1e6:.1f}M MACs, paper prints {pub.macs_m}M")
+
+
+def test_documented_gaps_are_few_and_small():
+    """Rows allowed to miss the printed number are listed here on purpose; each says why."""
+    gaps = {n for n in NAMES if REFERENCES[n].published.tolerance}
+    assert gaps == {
+        "seesaw_0.5d_imagenet",  # read off a plot
+        "igcv3_d_imagenet", "mobilenetv2_cifar10", "mobilenetv2_cifar100", "mobilenetv2_imagenet",
+        "shufflenetv2_0.5_imagenet", "shufflenetv2_0.5_weightnet_baseline", "weightnet_shufflenetv2_2.0_imagenet",
+    }
+    assert all(REFERENCES[n].published.tolerance <= 0.05 for n in gaps)
 
 
 @pytest.mark.parametrize("name", NAMES)

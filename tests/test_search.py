@@ -22,7 +22,8 @@ from space import ArchSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tiny but real: synthetic data, the smoke proxy, networks scaled to a quarter width for training.
-FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64"]
+FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64",
+        "--train-subset", "64", "--batch-size", "32"]
 
 
 def run_cli(args, tmp_path, capsys=None):

@@ -32,7 +32,9 @@ ATTENTIONS = ("none", "se", "cbam", "gc", "sge", "srm", "eca")
 REDUCED_ATTENTIONS = ("se", "cbam", "gc")
 REDUCTIONS = (4, 8, 16)
 SGE_GROUPS = 4  # divides every stage width of every table (116 = 4 x 29)
-WEIGHTNETS = {"none": None, "M2G2": WeightNetSpec(2, 2), "M4G2": WeightNetSpec(4, 2), "M4G4": WeightNetSpec(4, 4)}
+# WeightNet's fc2 cuts each 1x1 kernel into G input groups, so G must divide the branch widths:
+# offered with the even split only (an uneven split of 116 leaves 29 / 87 channels), and G = 2.
+WEIGHTNETS = {"none": None, "M2G2": WeightNetSpec(2, 2), "M4G2": WeightNetSpec(4, 2)}
 REPEAT_RANGES = ((2, 4), (4, 8), (2, 4))  # up to the reference depths 4 / 8 / 4
 STEM_CHANNELS = 24
 
@@ -68,18 +70,23 @@ class ShuffleNetSpace(SearchSpace):
         reduction = 16
         if attention in REDUCED_ATTENTIONS:
             reduction = trial.suggest_categorical(f"{prefix}_attention_reduction", REDUCTIONS)
+        split = trial.suggest_categorical(f"{prefix}_split", SPLITS)
+        weightnet = "none"
+        if split == SPLITS[0]:
+            weightnet = trial.suggest_categorical(f"{prefix}_weightnet", tuple(WEIGHTNETS))
         return ShuffleUnitSpec(
             layout=trial.suggest_categorical(f"{prefix}_layout", LAYOUTS),
-            split=parse_split(trial.suggest_categorical(f"{prefix}_split", SPLITS)),
+            split=parse_split(split),
             dw_kernel=trial.suggest_categorical(f"{prefix}_dw_kernel", KERNELS),
             shuffle_groups=2 if trial.suggest_categorical(f"{prefix}_shuffle", SHUFFLES) == "after_concat" else 0,
             attention=None if attention == "none" else AttentionSpec(attention, reduction=reduction, groups=SGE_GROUPS),
-            weightnet=WEIGHTNETS[trial.suggest_categorical(f"{prefix}_weightnet", tuple(WEIGHTNETS))],
+            weightnet=WEIGHTNETS[weightnet],
         )
 
     def size(self) -> int:
         attention_options = len(ATTENTIONS) - len(REDUCED_ATTENTIONS) + len(REDUCED_ATTENTIONS) * len(REDUCTIONS)
-        unit = len(LAYOUTS) * len(SPLITS) * len(SHUFFLES) * len(KERNELS) * attention_options * len(WEIGHTNETS)
+        split_options = len(WEIGHTNETS) + len(SPLITS) - 1  # WeightNet only with the even split
+        unit = len(LAYOUTS) * split_options * len(SHUFFLES) * len(KERNELS) * attention_options
         repeats = 1
         for low, high in REPEAT_RANGES:
             repeats *= high - low + 1
@@ -87,8 +94,7 @@ class ShuffleNetSpace(SearchSpace):
         return len(STEMS) * len(WIDTH_TABLES) * repeats * unit**units
 
     def smallest_params(self) -> dict[str, Any]:
-        unit = {"attention": "none", "layout": "megvii", "split": "3/4:1/4", "dw_kernel": 3,
-                "shuffle": "none", "weightnet": "none"}
+        unit = {"attention": "none", "layout": "megvii", "split": "3/4:1/4", "dw_kernel": 3, "shuffle": "none"}
         p: dict[str, Any] = {"stem": "imagenet", "widths": "0.5"}
         for prefix in ["block"] if self.shared_block else ["s1", "s2", "s3"]:
             p.update({f"{prefix}_{k}": v for k, v in unit.items()})
