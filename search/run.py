@@ -188,7 +188,7 @@ def finalize(run: Run) -> dict[str, Any]:
     from search.summary import write_artifacts
 
     return write_artifacts(run.study, run.cfg, num_classes=run.num_classes, input_size=run.space.input_size,
-                           proxy=proxy_name(run.cfg, run.device))
+                           proxy=proxy_name(run.cfg, run.device), proxy_config=dataclasses.asdict(run.proxy))
 
 
 def export_trial_of_run(cfg: SearchConfig, trial_number: int, out: Path | None = None) -> Path:

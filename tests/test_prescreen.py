@@ -193,3 +193,30 @@ def test_make_prescreener_scores_real_networks_deterministically():
 def test_bad_prescreen_settings_are_refused(kw, words):
     with pytest.raises(SearchError, match=words):
         SearchConfig(**kw).validate()
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a busy 2-core machine two threads spin against each other (10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_cli_search_with_prescreen_trains_one_of_each_round(tmp_path, capsys, one_thread):
+    import csv
+
+    import launch_search
+
+    fast = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64"]
+    code = launch_search.main(["--space", "seesaw", "--budget", "2", "--name", "ps", "--no-references", "--prescreen", "synflow",
+                               "--prescreen-keep", "0.5", *fast, "--results-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    with open(tmp_path / "ps" / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["status"] for r in rows) == ["ok", "ok", PRESCREENED, PRESCREENED]
+    assert all(r["prescreen_score"] != "" for r in rows)
+    assert "2/2 trials finished" in out and "hypervolume after k trials: 2 ->" in out
+    assert "proxy fidelity of preset 'smoke' with these settings: not measured" in out
