@@ -13,8 +13,9 @@ training. A bootstrap over architectures gives a 90% interval for each Spearman 
 
 Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``--long-set``):
   quick  3 architectures, the smoke preset vs 2 epochs of it; for checking the script (synthetic ok)
-  cpu    10 + references; proxy: cpu preset on 2k images, 1 epoch, quarter width; final: 4k images,
-         3 epochs (6x the images), same width. About 45-60 min on 2 busy CPU cores (BENCHMARKS.md)
+  cpu    10 + references; proxy: cpu preset on 4k images, 1 epoch, quarter width; final: the same
+         4k images for 3 epochs (3x the steps), same width. About 1.5 h on 2 busy CPU cores
+         (BENCHMARKS.md); a 2k-image proxy left half of the networks at chance accuracy
   gpu    40 + references; proxy: the gpu preset as is; final: 30 epochs on all 45k training
          images at full width (as exported)
 
@@ -55,8 +56,8 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": dict(n=3, references=False, pool=12, proxy="smoke", proxy_set={},
                   long_set=dict(epochs=2)),
     "cpu": dict(n=10, references=True, pool=80, proxy="cpu",
-                proxy_set=dict(train_subset=2000, epochs=1, width_scale=0.25, batch_size=64, lr=0.1,
-                               warmup_epochs=0.25, val_images=1000),
+                proxy_set=dict(train_subset=4000, epochs=1, width_scale=0.25, batch_size=64, lr=0.1,
+                               warmup_epochs=0.25, val_images=2000),
                 long_set=dict(train_subset=4000, epochs=3, width_scale=0.25, batch_size=64, lr=0.1,
                               warmup_epochs=0.5, val_images=2000)),
     "gpu": dict(n=40, references=True, pool=400, proxy="gpu", proxy_set={},
