@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-macs", type=macs_value, default=None, help="hard MACs limit (e.g. 100M), checked before training")
     s.add_argument("--no-references", dest="references", action="store_false", help="do not enqueue the space's references first")
     s.add_argument("--pick", default="accuracy", choices=PICKS, help="which Pareto trial becomes best_block.yaml")
+    s.add_argument("--prescreen", default=None, metavar="PROXY",
+                   help="zero-cost pre-screen: synflow, jacob_cov, snip, grad_norm or vote; trains the best of each round")
+    s.add_argument("--prescreen-keep", type=float, default=0.25, metavar="RATIO",
+                   help="with --prescreen: train 1 of ceil(1/RATIO) sampled candidates per round")
     s.add_argument("--seed", type=int, default=0, help="seed of sampler, split and training")
     s.add_argument("--name", default=None, help="run folder results/NAME (default: SPACE-DATE-TIME)")
     s.add_argument("--results-dir", default="results", help="parent folder of run folders")
@@ -116,7 +120,8 @@ def config_from_args(args: argparse.Namespace):
         proxy_overrides=proxy_overrides(args), val_size=args.val_size, sampler=args.sampler, max_macs=args.max_macs,
         seed=args.seed, name=name, results_dir=args.results_dir, resume=args.resume, storage=args.storage,
         executor=args.executor, workers=args.workers, device=args.device, references=args.references,
-        shared_block=args.shared_block, pick=args.pick, ray_address=args.ray_address,
+        shared_block=args.shared_block, pick=args.pick, prescreen=args.prescreen,
+        prescreen_keep=args.prescreen_keep, ray_address=args.ray_address,
         gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else -1.0,
         cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent, max_retries=args.max_retries,
         scheduler=args.scheduler,

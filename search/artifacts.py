@@ -19,7 +19,7 @@ from search.study import ATTR, trial_status
 
 TRIAL_COLUMNS = (
     "number", "state", "status", "reference", "canonical_key", "params", "macs", "val_acc",
-    "val_loss", "train_time_s", "images_per_s", "duplicate_of", "failure",
+    "val_loss", "train_time_s", "images_per_s", "duplicate_of", "failure", "prescreen_score",
 )
 
 
@@ -85,6 +85,7 @@ def trial_row(t: FrozenTrial) -> dict[str, Any]:
         "images_per_s": a.get("metric_images_per_s", ""),
         "duplicate_of": a.get(ATTR.DUPLICATE_OF, ""),
         "failure": a.get(ATTR.FAILURE, ""),
+        "prescreen_score": a.get("prescreen_score", ""),  # with --prescreen (search/prescreen.py)
     }
 
 

@@ -39,6 +39,8 @@ class SearchConfig:
     references: bool = True  # enqueue the space's reference networks first
     shared_block: bool = False
     pick: str = "accuracy"
+    prescreen: str | None = None  # zero-cost proxy that picks 1 of ceil(1/keep) samples to train
+    prescreen_keep: float = 0.25
     # Ray Tune executor
     ray_address: str | None = None
     gpus_per_trial: float = 0.0
@@ -74,6 +76,15 @@ class SearchConfig:
             raise SearchError(f"--max-macs must be positive, got {self.max_macs}")
         if self.pick not in PICKS:
             raise SearchError(f"unknown --pick {self.pick!r}; valid: {', '.join(PICKS)}")
+        if self.prescreen is not None:
+            from search.zero_cost import ZERO_COST_PROXIES
+
+            if self.prescreen not in ZERO_COST_PROXIES:
+                raise SearchError(f"unknown --prescreen {self.prescreen!r}; valid: {', '.join(ZERO_COST_PROXIES)}")
+            if not 0 < self.prescreen_keep <= 1:
+                raise SearchError(f"--prescreen-keep must be in (0, 1], got {self.prescreen_keep}")
+            if self.executor != "local":
+                raise SearchError("--prescreen runs with the local executor; leave out --executor ray or --prescreen")
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
         return self

@@ -47,14 +47,19 @@ def run_worker(
     num_classes: int,
     count_cost: Callable[..., Any],
     after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+    prescreen: Any = None,
 ) -> None:
-    """Run trials until the study has ``cfg.budget`` counted trials (finished or running)."""
+    """Run trials until the study has ``cfg.budget`` counted trials (finished or running).
+
+    ``prescreen`` (``search.prescreen.Prescreener``) replaces ``study.ask()``: it asks a round of
+    candidates and returns the one to train, having told the others.
+    """
     infeasible_in_a_row = 0
     while True:
         with ask_lock(cfg.run_dir):
             if finished_count(study) + running_count(study) >= cfg.budget:
                 return
-            trial = study.ask()
+            trial = study.ask() if prescreen is None else prescreen.ask(study)
         proposal = None
         try:
             proposal = propose(trial, space, num_classes=num_classes, max_macs=cfg.max_macs, count_cost=count_cost)
@@ -114,4 +119,5 @@ def _worker_main(cfg: SearchConfig, index: int) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         run = open_run(cfg, worker_index=index)
-        run_worker(run.study, cfg, run.space, run.evaluator, num_classes=run.num_classes, count_cost=run.count_cost)
+        run_worker(run.study, cfg, run.space, run.evaluator, num_classes=run.num_classes, count_cost=run.count_cost,
+                   prescreen=run.prescreen)

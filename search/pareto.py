@@ -67,6 +67,23 @@ def hypervolume_history(trials: Sequence[FrozenTrial], ref_macs: float) -> list[
     return history
 
 
+def hypervolume_by_budget(trials: Sequence[FrozenTrial], ref_macs: float, ref_acc: float = 0.0) -> list[float]:
+    """Hypervolume after each counted trial: entry k-1 is the front's after the first k trials
+    that count towards the budget (by trial number). A counted trial without a result (failed,
+    diverged) or repeating an earlier one (duplicate) spends budget and adds no point; trials
+    that do not count (infeasible, prescreened, stale) are skipped. MACs in millions."""
+    from search.study import counted
+
+    history, points = [], []
+    for t in sorted(trials, key=lambda t: t.number):
+        if not counted(t):
+            continue
+        if t.state == TrialState.COMPLETE and t.user_attrs.get(ATTR.STATUS) == "ok":
+            points.append(Point(t.values[0], t.values[1] / 1e6, t.number))
+        history.append(hypervolume_2d(points, ref_macs / 1e6, ref_acc))
+    return history
+
+
 def pick_trial(front: Sequence[FrozenTrial], how: str) -> FrozenTrial:
     """accuracy: the most accurate; smallest: the cheapest; knee: the point farthest from the
     line between the front's ends (normalised axes), a common default trade-off."""

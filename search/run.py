@@ -45,6 +45,7 @@ class Run:
     device: str
     proxy: Any
     count_cost: Callable[..., Any]
+    prescreen: Any = None  # search.prescreen.Prescreener with --prescreen
 
 
 def resolve_device(name: str) -> str:
@@ -105,7 +106,14 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
         # its first samples. Fresh runs stay reproducible from --seed alone.
         study.sampler = make_sampler(cfg.sampler, hash((cfg.seed, worker_index, len(study.get_trials(deepcopy=False)))) % 2**31)
     evaluator = ProxyEvaluator(data, proxy, device, data.num_classes)
-    return Run(cfg, study, space, evaluator, data.num_classes, device, proxy, count_cost)
+    prescreen = None
+    if cfg.prescreen is not None:
+        from search.prescreen import make_prescreener
+
+        prescreen = make_prescreener(cfg.prescreen, cfg.prescreen_keep, space=space, data=data,
+                                     num_classes=data.num_classes, max_macs=cfg.max_macs, count_cost=count_cost,
+                                     width_scale=proxy.width_scale, seed=cfg.seed)
+    return Run(cfg, study, space, evaluator, data.num_classes, device, proxy, count_cost, prescreen)
 
 
 def check_max_macs(run: Run) -> None:
@@ -175,7 +183,7 @@ def run_local(run: Run) -> None:
     try:
         with TrialProgress(run.study, run.cfg) as progress:
             run_worker(run.study, run.cfg, run.space, run.evaluator, num_classes=run.num_classes,
-                       count_cost=run.count_cost, after_trial=progress.update)
+                       count_cost=run.count_cost, after_trial=progress.update, prescreen=run.prescreen)
     finally:
         for p in procs:
             p.join()
@@ -189,7 +197,7 @@ def finalize(run: Run) -> dict[str, Any]:
     from search.summary import write_artifacts
 
     return write_artifacts(run.study, run.cfg, num_classes=run.num_classes, input_size=run.space.input_size,
-                           proxy=proxy_name(run.cfg, run.device))
+                           proxy=proxy_name(run.cfg, run.device), proxy_config=dataclasses.asdict(run.proxy))
 
 
 def export_trial_of_run(cfg: SearchConfig, trial_number: int, out: Path | None = None) -> Path:

@@ -40,7 +40,7 @@ class ATTR:
     REFERENCE = "reference"
     PARAMS = "params_count"
     MACS = "macs"
-    STATUS = "status"  # running | ok | duplicate | infeasible | failed | diverged | interrupted
+    STATUS = "status"  # running | ok | duplicate | infeasible | failed | diverged | interrupted | prescreened
     FAILURE = "failure"
     DUPLICATE_OF = "duplicate_of"
     HOST = "host"

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from search.artifacts import format_table, write_csv, write_trials_csv
 from search.config import SearchConfig
 from search.export import export_trial
-from search.pareto import feasible_trials, front_trials, hypervolume_history, pick_trial
+from search.pareto import feasible_trials, front_trials, hypervolume_by_budget, hypervolume_history, pick_trial
 from search.study import ATTR, finished_count, trial_status
 
 
@@ -23,7 +23,18 @@ def hypervolume_reference_macs(study: optuna.Study, max_macs: int | None) -> flo
     return 1.1 * max(macs) if macs else 1.0
 
 
-def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int, input_size: int, proxy: str) -> dict[str, Any]:
+# Budgets at which the summary quotes the hypervolume (and always the last trial).
+HYPERVOLUME_KS = (10, 25, 50, 100, 200, 500, 1000)
+
+
+def hypervolume_milestones(history: list[float]) -> dict[int, float]:
+    """k -> hypervolume after k counted trials, at HYPERVOLUME_KS and the last k."""
+    ks = [k for k in HYPERVOLUME_KS if k < len(history)] + ([len(history)] if history else [])
+    return {k: history[k - 1] for k in ks}
+
+
+def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int, input_size: int, proxy: str,
+                    proxy_config: dict[str, Any] | None = None) -> dict[str, Any]:
     run_dir: Path = cfg.run_dir
     rows = write_trials_csv(study, run_dir / "trials.csv")
     trained = feasible_trials(study)
@@ -56,9 +67,17 @@ def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int,
         "statuses": statuses,
         "front": [t.number for t in front],
         "hypervolume": history[-1][1] if history else 0.0,
+        "hypervolume_by_trials": hypervolume_milestones(hypervolume_by_budget(study.get_trials(deepcopy=False), ref_macs)),
+        "fidelity": None,
         "best_block": str(best_path) if best_path else None,
         "files": [str(f) for f in files],
     }
+    if proxy_config is not None:
+        from search.fidelity import describe_fidelity, find_fidelity
+
+        entry = find_fidelity(proxy_config, cfg.space)
+        summary["fidelity"] = entry["correlations"]["proxy"] if entry else None
+        summary["fidelity_line"] = describe_fidelity(proxy, proxy_config, cfg.space)
     print_summary(study, cfg, front, trained, summary)
     return summary
 
@@ -82,6 +101,10 @@ def print_summary(study: optuna.Study, cfg: SearchConfig, front: list, trained: 
         print(format_table(rows, ("trial", "reference", "val_acc%", "MMACs", "Mparams", "front")))
     print(f"hypervolume (val_acc x MMACs below {hypervolume_reference_macs(study, cfg.max_macs) / 1e6:.1f}M): "
           f"{summary['hypervolume']:.4g}")
+    if summary["hypervolume_by_trials"]:
+        print("hypervolume after k trials: " + ", ".join(f"{k} -> {hv:.4g}" for k, hv in summary["hypervolume_by_trials"].items()))
+    if summary.get("fidelity_line"):
+        print(summary["fidelity_line"])
     failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if trial_status(t) in ("failed", "diverged")]
     for t in failed[:5]:
         print(f"  trial {t.number} {trial_status(t)}: {t.user_attrs.get(ATTR.FAILURE, '')}")

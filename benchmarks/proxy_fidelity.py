@@ -1,0 +1,312 @@
+"""Proxy fidelity: does the proxy rank architectures as a longer training does?
+
+    python benchmarks/proxy_fidelity.py --size cpu --threads 1 \\
+        --dataset imagefolder --data-dir ../shared/data/cifar10-jpg.zip
+
+Samples N architectures of a space, stratified over MACs (a seeded pool of random samples is
+sorted by MACs, cut into N equal strata and one is drawn from each), adds the space's reference
+networks, and trains every one twice from the same initial weights: with the proxy recipe and with
+a longer schedule (the "final" accuracy). Reports the Spearman and Kendall rank correlations of
+proxy accuracy with final accuracy, next to what params and MACs alone achieve (the baselines any
+proxy must beat) and what the zero-cost proxies of ``search/zero_cost.py`` achieve without
+training. A bootstrap over architectures gives a 90% interval for each Spearman value.
+
+Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``--long-set``):
+  quick  3 architectures, the smoke preset vs 2 epochs of it; for checking the script (synthetic ok)
+  cpu    10 + references; proxy: cpu preset on 4k images, 1 epoch, quarter width; final: the same
+         4k images for 3 epochs (3x the steps), same width. About 1.5 h on 2 busy CPU cores
+         (BENCHMARKS.md); a 2k-image proxy left half of the networks at chance accuracy
+  gpu    40 + references; proxy: the gpu preset as is; final: 30 epochs on all 45k training
+         images at full width (as exported)
+
+Trained results are cached by canonical key in ~/.cache/seesaw-nas/benchmarks/ (one file per
+data/recipe/seed), so a re-run or a larger N only trains what is new. ``--write`` stores the
+measured numbers in benchmarks/fidelity_results.json, which each search's summary quotes for the
+proxy configuration it used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from result_cache import ResultCache  # noqa: E402
+
+RESULTS_FILE = ROOT / "benchmarks" / "fidelity_results.json"
+
+SIZES: dict[str, dict[str, Any]] = {
+    "quick": dict(n=3, references=False, pool=12, proxy="smoke", proxy_set={},
+                  long_set=dict(epochs=2)),
+    "cpu": dict(n=10, references=True, pool=80, proxy="cpu",
+                proxy_set=dict(train_subset=4000, epochs=1, width_scale=0.25, batch_size=64, lr=0.1,
+                               warmup_epochs=0.25, val_images=2000),
+                long_set=dict(train_subset=4000, epochs=3, width_scale=0.25, batch_size=64, lr=0.1,
+                              warmup_epochs=0.5, val_images=2000)),
+    "gpu": dict(n=40, references=True, pool=400, proxy="gpu", proxy_set={},
+                long_set=dict(epochs=30, train_subset=None, width_scale=1.0, warmup_epochs=2)),
+}
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float], *, seed: int = 0, resamples: int = 2000) -> dict[str, Any]:
+    """spearman, kendall and n of the finite pairs; spearman_ci90: a 90% bootstrap interval
+    (resampling architectures)."""
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+    if len(pairs) < 3:
+        return dict(spearman=None, kendall=None, spearman_ci90=None, n=len(pairs))
+    xs, ys = np.array(pairs).T
+    rho = float(stats.spearmanr(xs, ys).statistic)
+    tau = float(stats.kendalltau(xs, ys).statistic)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(xs), len(xs))
+        if len(set(xs[idx])) > 1 and len(set(ys[idx])) > 1:
+            boots.append(stats.spearmanr(xs[idx], ys[idx]).statistic)
+    ci = [float(np.nanpercentile(boots, 5)), float(np.nanpercentile(boots, 95))] if boots else None
+    return dict(spearman=_r(rho), kendall=_r(tau), spearman_ci90=[_r(c) for c in ci] if ci else None, n=len(pairs))
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(v, 4)
+
+
+# ----------------------------------------------------------------------------- architectures
+
+
+def select_architectures(space: Any, n: int, *, pool: int, seed: int, references: bool, cost_of) -> list[tuple[str, Any]]:
+    """(name, spec): ``n`` drawn one per MACs stratum of a seeded pool, then the references."""
+    specs = {s.canonical_key(): s for s in space.random_specs(pool, seed=seed)}
+    ordered = sorted(specs.values(), key=lambda s: cost_of(s)["macs"])
+    rng = random.Random(seed)
+    chosen = []
+    for stratum in np.array_split(np.arange(len(ordered)), n):
+        if len(stratum):
+            chosen.append(ordered[int(rng.choice(list(stratum)))])
+    out = [(f"sample{i}", s) for i, s in enumerate(chosen)]
+    if references:
+        out += [(name, spec) for name, spec in space.references().items()]
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """['epochs=2', 'train_subset=None'] -> {'epochs': 2, 'train_subset': None} (JSON values)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"error: expected FIELD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v) if v not in ("None", "none") else None
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--size", default="cpu", choices=SIZES, help="benchmark size (see the module docstring)")
+    p.add_argument("--quick", action="store_true", help="same as --size quick")
+    p.add_argument("--space", default="seesaw")
+    p.add_argument("--n", type=int, default=None, help="sampled architectures (references come on top)")
+    p.add_argument("--no-references", dest="references", action="store_false", default=None)
+    p.add_argument("--proxy", default=None, help="proxy preset (default: the size's)")
+    p.add_argument("--proxy-set", nargs="*", default=[], metavar="FIELD=VALUE", help="override proxy fields")
+    p.add_argument("--long-set", nargs="*", default=[], metavar="FIELD=VALUE", help="override fields of the final schedule")
+    p.add_argument("--zero-cost", nargs="*", default=None, help="zero-cost proxies to score (default: all)")
+    p.add_argument("--dataset", default="imagefolder")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "cifar10-jpg.zip"))
+    p.add_argument("--val-size", type=int, default=5000)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared CPU: see BENCHMARKS.md)")
+    p.add_argument("--cache-dir", default=None, help="default ~/.cache/seesaw-nas/benchmarks")
+    p.add_argument("--write", action="store_true", help=f"store the numbers in {RESULTS_FILE.relative_to(ROOT)}")
+    p.add_argument("--label", default=None, help="name of the stored entry (default: SPACE-SIZE-DATASET)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.size = "quick"
+    if args.dataset == "synthetic":
+        args.val_size = min(args.val_size, 256)
+    size = SIZES[args.size]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from blocks import count_cost
+    from search.data import load_dataset
+    from search.prescreen import SCORE_IMAGES, architecture_seed
+    from search.proxy import PRESETS, evaluate_spec
+    from search.zero_cost import ZERO_COST_PROXIES, members, score_batch, score_spec, vote_scores
+    from space.scaling import scale_width
+    from space.spaces import get_space
+
+    started = time.perf_counter()
+    n = args.n if args.n is not None else size["n"]
+    references = size["references"] if args.references is None else args.references
+    proxy_name = args.proxy or size["proxy"]
+    proxy_set = {**size["proxy_set"], **parse_sets(args.proxy_set)}
+    long_set = {**size["long_set"], **parse_sets(args.long_set)}
+    proxy_cfg = dataclasses.replace(PRESETS[proxy_name], **proxy_set).validate()
+    long_cfg = dataclasses.replace(PRESETS[proxy_name], **long_set).validate()
+    zc_names = args.zero_cost if args.zero_cost is not None else list(ZERO_COST_PROXIES)
+    singles = [m for name in zc_names for m in members(name)]
+    singles = list(dict.fromkeys(singles))
+
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {args.device}, load average {os.getloadavg()[0]:.1f}")
+    t0 = time.perf_counter()
+    data = load_dataset(args.dataset, args.data_dir if args.dataset != "synthetic" else None, device=args.device,
+                        val_size=args.val_size, seed=args.seed)
+    print(f"data: {data.describe()} (loaded in {time.perf_counter() - t0:.1f} s)")
+    print(f"proxy: {proxy_name} + {proxy_set}\nfinal: {proxy_name} + {long_set}")
+    space = get_space(args.space, dataset=args.dataset)
+    data_id = {"dataset": args.dataset, "data": Path(args.data_dir).name if args.dataset != "synthetic" else None,
+               "val_size": args.val_size, "seed": args.seed, "num_classes": data.num_classes}
+    costs = ResultCache.for_settings("cost", {"num_classes": data.num_classes, "input_size": space.input_size}, args.cache_dir)
+
+    def cost_of(spec):
+        key = spec.canonical_key()
+        if key not in costs:
+            c = count_cost(spec, data.num_classes, space.input_size)
+            costs.data[key] = {"params": c.params, "macs": c.macs}
+        return costs.get(key)
+
+    t0 = time.perf_counter()
+    archs = select_architectures(space, n, pool=size["pool"] if args.n is None else max(size["pool"], 8 * n),
+                                 seed=args.seed, references=references, cost_of=cost_of)
+    costs.save()
+    print(f"{len(archs)} architectures ({n} sampled over MACs strata + {len(archs) - n} references), chosen in "
+          f"{time.perf_counter() - t0:.0f} s")
+
+    caches = {
+        "proxy": ResultCache.for_settings("train", {**data_id, "config": dataclasses.asdict(proxy_cfg)}, args.cache_dir),
+        "final": ResultCache.for_settings("train", {**data_id, "config": dataclasses.asdict(long_cfg)}, args.cache_dir),
+    }
+    zc_cache = ResultCache.for_settings("zero-cost", {**data_id, "width_scale": proxy_cfg.width_scale,
+                                                      "images": SCORE_IMAGES}, args.cache_dir)
+    images, labels = score_batch(data.train_x, data.train_y, SCORE_IMAGES, args.seed)
+
+    rows = []
+    for i, (name, spec) in enumerate(archs):
+        key = spec.canonical_key()
+        seed = architecture_seed(key, args.seed)
+        row = {"name": name, "key": key, **cost_of(spec)}
+        for which, cfg in (("proxy", proxy_cfg), ("final", long_cfg)):
+            cache = caches[which]
+            if key not in cache:
+                t0 = time.perf_counter()
+                try:
+                    r = evaluate_spec(spec, data, cfg, device=args.device, seed=seed)
+                    value = {"val_acc": r.val_acc if r.status == "ok" else None, "status": r.status,
+                             "train_time_s": r.train_time_s}
+                except Exception as exc:  # noqa: BLE001 - a failing architecture is reported, not fatal
+                    value = {"val_acc": None, "status": f"failed: {type(exc).__name__}: {exc}"[:200]}
+                value["wall_s"] = time.perf_counter() - t0
+                cache.put(key, value)
+            row[which] = cache.get(key)
+        missing = [m for m in singles if m not in (zc_cache.get(key) or {})]
+        if missing:
+            scored = scale_width(spec, proxy_cfg.width_scale) if proxy_cfg.width_scale != 1 else spec
+            t0 = time.perf_counter()
+            new = score_spec(missing, scored, data.num_classes, images, labels, seed=seed)
+            zc_cache.put(key, {**(zc_cache.get(key) or {}), **{k: (v if math.isfinite(v) else None) for k, v in new.items()},
+                               "wall_s": time.perf_counter() - t0})
+        row["zero_cost"] = zc_cache.get(key)
+        rows.append(row)
+        p, f = row["proxy"], row["final"]
+        print(f"[{i + 1}/{len(archs)}] {name:22s} {row['macs'] / 1e6:7.1f}M MACs {row['params'] / 1e6:5.2f}M params  "
+              f"proxy {_pct(p['val_acc'])} ({p['wall_s']:.0f}s)  final {_pct(f['val_acc'])} ({f['wall_s']:.0f}s)", flush=True)
+
+    final = [r["final"]["val_acc"] for r in rows]
+    signals: dict[str, list[float | None]] = {
+        "proxy": [r["proxy"]["val_acc"] for r in rows],
+        "params": [r["params"] for r in rows],
+        "macs": [r["macs"] for r in rows],
+    }
+    for m in singles:
+        signals[m] = [r["zero_cost"].get(m) for r in rows]
+    if "vote" in zc_names:
+        member_rows = [{m: (r["zero_cost"].get(m) if r["zero_cost"].get(m) is not None else math.nan) for m in members("vote")}
+                       for r in rows]
+        signals["vote"] = vote_scores(member_rows)
+    table = {name: rank_correlation(values, final, seed=args.seed) for name, values in signals.items()}
+    wall = time.perf_counter() - started
+
+    print()
+    print(f"rank correlation with the final accuracy ({len(rows)} architectures, {args.space}, {args.dataset}):")
+    print(f"{'signal':12s} {'spearman':>9s} {'kendall':>8s}  {'90% CI (spearman)':18s} {'n':>3s}")
+    for name, c in table.items():
+        ci = f"[{c['spearman_ci90'][0]:+.2f}, {c['spearman_ci90'][1]:+.2f}]" if c["spearman_ci90"] else "-"
+        print(f"{name:12s} {_num(c['spearman']):>9s} {_num(c['kendall']):>8s}  {ci:18s} {c['n']:>3d}")
+    final_ok = [a for a in final if a is not None]
+    proxy_ok = [a for a in signals["proxy"] if a is not None]
+    print(f"final accuracy {min(final_ok) * 100:.1f}..{max(final_ok) * 100:.1f}%, proxy accuracy "
+          f"{min(proxy_ok) * 100:.1f}..{max(proxy_ok) * 100:.1f}%; wall time {wall / 60:.1f} min")
+
+    entry = {
+        "label": args.label or f"{args.space}-{args.size}-{args.dataset}",
+        "space": args.space,
+        "dataset": args.dataset,
+        "architectures": len(rows),
+        "proxy_preset": proxy_name,
+        "proxy_overrides": proxy_set,
+        "proxy_config": json.loads(json.dumps(dataclasses.asdict(proxy_cfg))),
+        "final_overrides": long_set,
+        "final_config": json.loads(json.dumps(dataclasses.asdict(long_cfg))),
+        "correlations": table,
+        "command": "python benchmarks/proxy_fidelity.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "wall_s": round(wall),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {args.device}",
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": [{k: r[k] for k in ("name", "key", "params", "macs")} | {"proxy_acc": r["proxy"]["val_acc"],
+                 "final_acc": r["final"]["val_acc"], **{f"zc_{m}": r["zero_cost"].get(m) for m in singles}} for r in rows],
+    }
+    if args.write:
+        write_entry(entry)
+        print(f"stored as {entry['label']!r} in {RESULTS_FILE}")
+    return entry
+
+
+def write_entry(entry: dict[str, Any], path: Path = RESULTS_FILE) -> None:
+    doc = json.loads(path.read_text()) if path.exists() else {"entries": []}
+    doc["entries"] = [e for e in doc["entries"] if e["label"] != entry["label"]] + [entry]
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def _pct(v: float | None) -> str:
+    return "  -   " if v is None else f"{100 * v:5.1f}%"
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.3f}"
+
+
+if __name__ == "__main__":
+    main()

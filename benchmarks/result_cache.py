@@ -1,0 +1,59 @@
+"""A JSON file of results keyed by canonical key, outside the repository, so re-runs are cheap.
+
+    cache = ResultCache.for_settings("fidelity", {"dataset": ..., "config": ...})
+    acc = cache.get(key) or cache.put(key, train(...))
+
+The file name is a hash of the settings that determine a result (data, recipe, seed), so a result
+is only ever reused under exactly the settings that produced it. Writes are atomic (temporary
+file + rename): a benchmark killed half-way keeps every finished result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "seesaw-nas" / "benchmarks"
+
+
+def settings_hash(settings: Any) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ResultCache:
+    def __init__(self, path: Path, settings: Any = None) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self.data: dict[str, Any] = {}
+        if self.path.exists():
+            self.data = json.loads(self.path.read_text()).get("results", {})
+
+    @classmethod
+    def for_settings(cls, kind: str, settings: Any, cache_dir: str | os.PathLike | None = None) -> "ResultCache":
+        directory = Path(cache_dir) if cache_dir else DEFAULT_DIR
+        return cls(directory / f"{kind}-{settings_hash(settings)}.json", settings)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def put(self, key: str, value: Any) -> Any:
+        self.data[key] = value
+        self.save()
+        return value
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"settings": self.settings, "results": self.data}, f, default=str)
+        os.replace(tmp, self.path)

@@ -1,0 +1,49 @@
+"""The statistics and selection of the benchmark scripts (their full runs are in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.proxy_fidelity import parse_sets, rank_correlation, select_architectures
+from benchmarks.result_cache import ResultCache
+from space.spaces import get_space
+
+
+def test_rank_correlation_perfect_reversed_and_too_few():
+    up = rank_correlation([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
+    assert up["spearman"] == 1.0 and up["kendall"] == 1.0 and up["n"] == 5
+    assert up["spearman_ci90"][1] == pytest.approx(1.0)
+    down = rank_correlation([1, 2, 3, 4], [4, 3, 2, 1])
+    assert down["spearman"] == -1.0 and down["kendall"] == -1.0
+    # pairs with a missing or non-finite side are dropped
+    few = rank_correlation([1, None, 3, math.nan], [1, 2, 3, 4])
+    assert few["n"] == 2 and few["spearman"] is None
+
+
+def test_architectures_cover_the_macs_range_one_per_stratum():
+    space = get_space("seesaw")
+    macs = {}
+
+    def cost_of(spec):  # a cheap stand-in for count_cost: the ranking only needs an order
+        key = spec.canonical_key()
+        macs.setdefault(key, {"macs": sum(s.out_channels * s.repeats for s in spec.stages), "params": 0})
+        return macs[key]
+
+    archs = select_architectures(space, 4, pool=40, seed=0, references=True, cost_of=cost_of)
+    sampled = [cost_of(s)["macs"] for n, s in archs if n.startswith("sample")]
+    assert len(sampled) == 4 and sampled == sorted(sampled)
+    pool = sorted(cost_of(s)["macs"] for s in space.random_specs(40, seed=0))
+    assert sampled[0] <= pool[len(pool) // 4] and sampled[-1] >= pool[3 * len(pool) // 4]
+    assert {n for n, _ in archs} >= set(space.references())
+    assert archs == select_architectures(space, 4, pool=40, seed=0, references=True, cost_of=cost_of)
+
+
+def test_parse_sets_and_cache_round_trip(tmp_path):
+    assert parse_sets(["epochs=2", "train_subset=None", "schedule=linear", "lr=0.1"]) == {
+        "epochs": 2, "train_subset": None, "schedule": "linear", "lr": 0.1}
+    cache = ResultCache.for_settings("t", {"a": 1}, tmp_path)
+    cache.put("k", {"val_acc": 0.5})
+    assert ResultCache.for_settings("t", {"a": 1}, tmp_path).get("k") == {"val_acc": 0.5}
+    assert ResultCache.for_settings("t", {"a": 2}, tmp_path).get("k") is None  # other settings, other file
