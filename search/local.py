@@ -65,7 +65,7 @@ def run_worker(
             proposal = propose(trial, space, num_classes=num_classes, max_macs=cfg.max_macs, count_cost=count_cost)
             evaluation = None
             if proposal.needs_training:
-                evaluation = evaluator(proposal.spec, seed=cfg.seed * 100_003 + trial.number)
+                evaluation = evaluator(proposal.spec, seed=cfg.seed * 100_003 + trial.number, cost=proposal.cost)
             frozen = record(study, proposal, evaluation)
         except KeyboardInterrupt:
             if proposal is not None:

@@ -37,6 +37,12 @@ class Proposal:
     duplicate_of: FrozenTrial | None = None
 
     @property
+    def cost(self) -> Any:
+        from blocks.cost import Cost
+
+        return Cost(self.params, self.macs)
+
+    @property
     def needs_training(self) -> bool:
         return not self.infeasible and self.duplicate_of is None
 
@@ -145,11 +151,13 @@ class ProxyEvaluator:
         self.device = device
         self.num_classes = num_classes
 
-    def __call__(self, spec: ArchSpec, seed: int, on_epoch: Callable[..., None] | None = None) -> Evaluation:
+    def __call__(self, spec: ArchSpec, seed: int, on_epoch: Callable[..., None] | None = None, cost: Any = None) -> Evaluation:
+        """``cost``: the spec's Cost if already counted (propose did), to skip counting it again."""
         from search.proxy import evaluate_spec
 
         try:
-            result = evaluate_spec(spec, self.data, self.config, device=self.device, seed=seed, on_epoch=on_epoch)
+            result = evaluate_spec(spec, self.data, self.config, device=self.device, seed=seed, on_epoch=on_epoch,
+                                   exported=cost)
         except Exception as exc:  # a crashing trial is recorded, the search goes on
             return Evaluation(status="failed", failure=describe_exception(exc))
         metrics = {

@@ -205,17 +205,20 @@ def evaluate_spec(
     device: torch.device | str,
     seed: int,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    exported: Any = None,
 ) -> ProxyResult:
     """The per-trial evaluator: cost of ``spec`` as exported, then proxy training of its scaled copy.
 
     The proxy is ``scale_width(spec, config.width_scale)``, built on CPU after ``torch.manual_seed
-    (seed)`` (the same initial weights on every device), then moved to ``device``.
+    (seed)`` (the same initial weights on every device), then moved to ``device``. ``exported``:
+    the spec's ``Cost`` when the caller has already counted it (the search has), else counted here.
     """
     from blocks.cost import count_cost
     from blocks.model import build_model
 
     config.validate()
-    exported = count_cost(spec, data.num_classes, data.image_size)
+    if exported is None:
+        exported = count_cost(spec, data.num_classes, data.image_size)
     proxy_spec = scale_width(spec, config.width_scale)
     torch.manual_seed(seed)
     model = build_model(proxy_spec, data.num_classes)

@@ -226,7 +226,10 @@ def evaluate_trial(config: dict[str, Any], setup: WorkerSetup) -> dict[str, Any]
         return {RESULT_KEY: {"status": SETUP_FAILED, "worker": worker,
                              "failure": f"worker {worker} could not load the data: {describe_exception(exc)}"}}
     evaluator = ProxyEvaluator(data, setup.proxy, setup.device, data.num_classes)
-    evaluation = evaluator(ArchSpec.from_dict(config["spec"]), seed=config["seed"])
+    from blocks.cost import Cost
+
+    cost = Cost(config["params"], config["macs"]) if "macs" in config else None
+    evaluation = evaluator(ArchSpec.from_dict(config["spec"]), seed=config["seed"], cost=cost)
     return {RESULT_KEY: {"status": evaluation.status, "val_acc": evaluation.val_acc, "failure": evaluation.failure,
                          "metrics": evaluation.metrics, "worker": worker}}
 
@@ -356,7 +359,8 @@ class StudySteps:
             if proposal.needs_training:
                 self.infeasible_in_a_row = 0
                 self.pending[trial_id] = proposal
-                return {"number": trial.number, "seed": cfg.seed * 100_003 + trial.number, "spec": proposal.spec.to_dict()}
+                return {"number": trial.number, "seed": cfg.seed * 100_003 + trial.number, "spec": proposal.spec.to_dict(),
+                        "params": proposal.params, "macs": proposal.macs}
             self._finished(record(run.study, proposal, None))
             self.infeasible_in_a_row = self.infeasible_in_a_row + 1 if proposal.infeasible else 0
             if self.infeasible_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
