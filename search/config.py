@@ -70,6 +70,8 @@ class SearchConfig:
             raise SearchError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
         if self.executor not in EXECUTORS:
             raise SearchError(f"unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS)}")
+        if self.scheduler and self.executor != "ray":
+            raise SearchError("--scheduler applies to --executor ray only (and is refused there: see docs/scaling_out.md)")
         if self.workers < 1:
             raise SearchError(f"--workers must be >= 1, got {self.workers}")
         if self.max_macs is not None and self.max_macs <= 0:

@@ -83,8 +83,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage | str:
             raise StudyError(f"cannot open the journal storage {path}: {exc.strerror}; pass --storage with a writable path") from None
         return optuna.storages.JournalStorage(backend)
     try:
-        # heartbeat marks trials of dead processes FAIL on RDB storages (several hosts)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+        # No heartbeat: Optuna 5 runs it only inside study.optimize, not in our ask/tell loop.
+        # Trials of a process that died on this host are recovered on resume (recover_stale_trials).
+        return optuna.storages.RDBStorage(url)
     except Exception as exc:  # SQLAlchemy raises many types; the message is what matters here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open the storage {url!r}: {first}; check the URL (e.g. postgresql://user:pw@host/db) or leave --storage out") from None
