@@ -1,5 +1,7 @@
 """Every reference network matches its published params and MACs and survives a YAML round trip."""
 
+import functools
+
 import pytest
 import torch
 
@@ -9,6 +11,13 @@ from space.references import REFERENCES, agrees_with_printed, get_reference
 
 NAMES = sorted(REFERENCES)
 CIFAR = [n for n in NAMES if REFERENCES[n].dataset.startswith("cifar")]
+
+
+@functools.lru_cache(maxsize=None)
+def reference_cost(name):
+    """Counted once per reference for all the tests below (ResNet-101 at 224 takes a while)."""
+    ref = get_reference(name)
+    return count_cost(ref.spec, ref.num_classes, ref.input_size)
 
 
 def test_zoo_has_every_required_name():
@@ -29,7 +38,7 @@ def test_zoo_has_every_required_name():
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_matches_published_counts(name):
     ref = get_reference(name)
-    cost = count_cost(ref.spec, ref.num_classes, ref.input_size)
+    cost = reference_cost(name)
     pub = ref.published
     if pub.params_m is not None:
         assert agrees_with_printed(cost.params, pub.params_m, pub.tolerance), (
@@ -56,7 +65,7 @@ def test_reference_yaml_round_trip_keeps_spec_and_cost(name):
     again = ArchSpec.from_yaml(ref.spec.to_yaml())
     assert again == ref.spec
     assert again.canonical_key() == ref.spec.canonical_key()
-    assert count_cost(again, ref.num_classes, ref.input_size) == count_cost(ref.spec, ref.num_classes, ref.input_size)
+    assert count_cost(again, ref.num_classes, ref.input_size) == reference_cost(name)
 
 
 @pytest.mark.parametrize("name", CIFAR)
@@ -69,7 +78,7 @@ def test_cifar_reference_forward_and_real_flop_count(name):
         out = model(torch.randn(2, 3, ref.input_size, ref.input_size))
     assert out.shape == (2, ref.num_classes)
     assert torch.isfinite(out).all()
-    assert count_module_cost(model, ref.input_size) == count_cost(ref.spec, ref.num_classes, ref.input_size)
+    assert count_module_cost(model, ref.input_size) == reference_cost(name)
 
 
 @pytest.mark.parametrize("name", ["shufflenetv2_0.5_imagenet", "weightnet_shufflenetv2_0.5_imagenet",
@@ -80,4 +89,4 @@ def test_imagenet_reference_forward(name):
     with torch.no_grad():
         out = model(torch.randn(2, 3, 224, 224))
     assert out.shape == (2, 1000)
-    assert count_module_cost(model, 224) == count_cost(ref.spec, ref.num_classes, 224)
+    assert count_module_cost(model, 224) == reference_cost(name)
