@@ -179,11 +179,17 @@ def run_local(run: Run) -> None:
     from search.local import run_worker, start_extra_workers
     from search.progress import TrialProgress
 
+    from search.artifacts import write_trials_csv
+
     procs = start_extra_workers(run.cfg, run.cfg.workers - 1) if run.cfg.workers > 1 else []
     try:
         with TrialProgress(run.study, run.cfg) as progress:
+            def after_trial(trial: optuna.trial.FrozenTrial) -> None:
+                progress.update(trial)
+                write_trials_csv(run.study, run.cfg.run_dir / "trials.csv")  # readable while the run goes on
+
             run_worker(run.study, run.cfg, run.space, run.evaluator, num_classes=run.num_classes,
-                       count_cost=run.count_cost, after_trial=progress.update, prescreen=run.prescreen)
+                       count_cost=run.count_cost, after_trial=after_trial, prescreen=run.prescreen)
     finally:
         for p in procs:
             p.join()
