@@ -1,5 +1,9 @@
 import os
 import sys
 
+# Test tensors are tiny: one OpenMP thread avoids spin-waits on a small, shared CPU (5-10x faster
+# here). Set before torch is imported, so the CLI subprocesses of the tests inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Tests import the packages from the checkout, installed or not.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

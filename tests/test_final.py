@@ -12,15 +12,6 @@ from search.final import FINAL_PRESETS, train_final
 from space.spec import ArchSpec, BasicBlockSpec, HeadSpec, StageSpec, StemSpec
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread spares OpenMP's spin-waits on a small, shared CPU (5-10x faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     raw = synthetic_dataset(num_train=448, num_test=64, num_classes=4, image_size=16, seed=1)

@@ -21,15 +21,6 @@ def small_net(num_classes: int = 4, width: int = 8) -> nn.Module:
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread spares OpenMP's spin-waits on a small, shared CPU (5-10x faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     raw = synthetic_dataset(num_train=640, num_test=64, num_classes=4, image_size=16, seed=0)
