@@ -154,7 +154,7 @@ class FakeEvaluator:
     def __init__(self):
         self.trained: list[str] = []
 
-    def __call__(self, spec, seed, on_epoch=None):
+    def __call__(self, spec, seed, on_epoch=None, cost=None):
         self.trained.append(spec.canonical_key())
         return Evaluation(status="ok", val_acc=spec.stem.channels / 100, metrics={"val_acc": spec.stem.channels / 100})
 
