@@ -17,7 +17,9 @@ step (plus, for (a), the one-image validation and cost count that ``train_proxy`
 One warm-up trial of each side runs first; then ``--repeats`` (a, b) pairs alternate, so a busy
 machine slows both alike. Also printed: the data pipelines alone, without a model.
 
-    python benchmarks/proxy_throughput.py --data-dir ../shared/data/cifar10-jpg.zip
+    python benchmarks/proxy_throughput.py --threads 1 --repeats 3 --data-dir ../shared/data/cifar10-jpg.zip
+
+(about 6 minutes on two shared CPU cores; results in BENCHMARKS.md, "Proxy training").
 """
 
 from __future__ import annotations
