@@ -18,7 +18,7 @@ import optuna
 
 from search.config import SearchConfig, SearchError
 from search.objective import ProxyEvaluator, propose, record, record_interrupted
-from search.study import finished_count, running_count
+from search.study import claim, finished_count, running_count
 
 log = logging.getLogger("seesaw_nas.search")
 
@@ -60,6 +60,7 @@ def run_worker(
             if finished_count(study) + running_count(study) >= cfg.budget:
                 return
             trial = study.ask() if prescreen is None else prescreen.ask(study)
+            claim(trial)
         proposal = None
         try:
             proposal = propose(trial, space, num_classes=num_classes, max_macs=cfg.max_macs, count_cost=count_cost)

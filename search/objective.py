@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -73,8 +72,6 @@ def propose(
     trial.set_user_attr(ATTR.SPEC, spec.to_dict())
     trial.set_user_attr(ATTR.PARAMS, cost.params)
     trial.set_user_attr(ATTR.MACS, cost.macs)
-    trial.set_user_attr(ATTR.HOST, socket.gethostname())
-    trial.set_user_attr(ATTR.PID, os.getpid())
     trial.set_user_attr(ATTR.STATUS, "running")
     if max_macs is not None:
         # Optuna 5: feasible iff <= 0; the samplers learn to stay under the budget.

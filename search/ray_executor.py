@@ -54,7 +54,7 @@ from optuna.trial import TrialState
 from search.config import SearchConfig, SearchError
 from search.local import MAX_INFEASIBLE_IN_A_ROW, _trial_line, ask_lock
 from search.objective import Evaluation, Proposal, ProxyEvaluator, describe_exception, propose, record, record_interrupted
-from search.study import ATTR, finished_count, running_count
+from search.study import ATTR, claim, finished_count, running_count
 
 if TYPE_CHECKING:
     from search.run import Run
@@ -354,6 +354,7 @@ class StudySteps:
                     # the budget is met or covered by running trials: ours will report, others' too
                     return None if self.pending else self.FINISHED
                 trial = run.study.ask()
+                claim(trial)
             proposal = propose(trial, run.space, num_classes=run.num_classes, max_macs=cfg.max_macs,
                                count_cost=run.count_cost)
             if proposal.needs_training:

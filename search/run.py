@@ -143,7 +143,10 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
         raise SearchError(f"{run_dir} already holds a search; pass --resume to continue it or --name for a new run")
     run = open_run(cfg, create=True)
     check_max_macs(run)
-    recovered = recover_stale_trials(run.study)
+    from search.local import ask_lock
+
+    with ask_lock(cfg.run_dir):
+        recovered = recover_stale_trials(run.study)
     if recovered:
         print(f"resume: trials {recovered} were cut off by a dead process; their architectures run again")
     added = enqueue_references(run.study, run.space.reference_params()) if cfg.references else 0

@@ -150,8 +150,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def claim(trial: optuna.Trial) -> None:
+    """Record which process runs ``trial``; call right after ``ask``, under the ask lock."""
+    trial.set_user_attr(ATTR.HOST, socket.gethostname())
+    trial.set_user_attr(ATTR.PID, os.getpid())
+
+
 def recover_stale_trials(study: optuna.Study) -> list[int]:
     """Mark RUNNING trials of dead processes on this host as failed ('stale') and re-enqueue them.
+    Call it holding the ask lock (``search.local.ask_lock``).
 
     Journal storages have no heartbeat; a trial records its host and pid when it starts, so a
     process on the same host can tell whether its owner is gone (kill -9, power loss).
@@ -160,7 +167,9 @@ def recover_stale_trials(study: optuna.Study) -> list[int]:
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner_host, pid = t.user_attrs.get(ATTR.HOST), t.user_attrs.get(ATTR.PID)
-        if owner_host != host or pid is None or _alive(int(pid)):
+        # No owner recorded: its process died between ask and claim, which happen under the ask
+        # lock that the caller holds, so no live worker can be in that gap now.
+        if pid is not None and (owner_host != host or _alive(int(pid))):
             continue
         study.tell(t.number, state=TrialState.FAIL)  # its status stays "running": shown as "stale"
         attrs = {ATTR.REFERENCE: t.user_attrs[ATTR.REFERENCE]} if ATTR.REFERENCE in t.user_attrs else None
