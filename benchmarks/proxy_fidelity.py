@@ -162,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from blocks import count_cost
     from search.data import load_dataset
     from search.prescreen import SCORE_IMAGES, architecture_seed
+    from search.fidelity import accuracy_settings
     from search.proxy import PRESETS, evaluate_spec
     from search.zero_cost import ZERO_COST_PROXIES, members, score_batch, score_spec, vote_scores
     from space.scaling import scale_width
@@ -206,8 +207,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
           f"{time.perf_counter() - t0:.0f} s")
 
     caches = {
-        "proxy": ResultCache.for_settings("train", {**data_id, "config": dataclasses.asdict(proxy_cfg)}, args.cache_dir),
-        "final": ResultCache.for_settings("train", {**data_id, "config": dataclasses.asdict(long_cfg)}, args.cache_dir),
+        "proxy": ResultCache.for_settings("train", {**data_id, "config": accuracy_settings(dataclasses.asdict(proxy_cfg))}, args.cache_dir),
+        "final": ResultCache.for_settings("train", {**data_id, "config": accuracy_settings(dataclasses.asdict(long_cfg))}, args.cache_dir),
     }
     zc_cache = ResultCache.for_settings("zero-cost", {**data_id, "width_scale": proxy_cfg.width_scale,
                                                       "images": SCORE_IMAGES}, args.cache_dir)

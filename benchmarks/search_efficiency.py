@@ -63,7 +63,7 @@ class CachedObjective:
         self.computed = self.reused = 0
         self.seconds = 0.0
 
-    def __call__(self, spec: Any, seed: int, on_epoch: Any = None) -> Any:
+    def __call__(self, spec: Any, seed: int, on_epoch: Any = None, cost: Any = None) -> Any:
         from search.objective import Evaluation
 
         key = spec.canonical_key()

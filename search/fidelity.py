@@ -3,7 +3,7 @@
 ``benchmarks/proxy_fidelity.py --write`` stores, per proxy configuration, the rank correlation of
 proxy accuracy with a longer schedule (and of params and MACs alone) in
 ``benchmarks/fidelity_results.json``. A run's summary quotes the entry whose proxy configuration
-equals the run's exactly; any other configuration is "not measured" (the closest measured ones
+equals the run's in every field that affects accuracy; any other configuration is "not measured" (the closest measured ones
 are named so the user knows where to look).
 """
 
@@ -15,7 +15,18 @@ from typing import Any, Sequence
 
 RESULTS_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "fidelity_results.json"
 
-__all__ = ["RESULTS_FILE", "describe_fidelity", "find_fidelity", "load_fidelity"]
+__all__ = ["REPORTING_ONLY_FIELDS", "RESULTS_FILE", "accuracy_settings", "describe_fidelity", "find_fidelity",
+           "load_fidelity"]
+
+# Fields of a ProxyConfig that change when and how fast validation runs, never the accuracy a trial
+# reports (the last epoch is always evaluated, in eval mode): ignored when configurations are
+# compared, so retuning them neither hides a measured fidelity nor retrains cached benchmarks.
+REPORTING_ONLY_FIELDS = ("eval_every", "eval_batch_size")
+
+
+def accuracy_settings(proxy_config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a proxy configuration (as a dict) that determine the accuracy it reports."""
+    return {k: v for k, v in _plain(proxy_config).items() if k not in REPORTING_ONLY_FIELDS}
 
 
 def load_fidelity(path: Path = RESULTS_FILE) -> list[dict[str, Any]]:
@@ -31,10 +42,10 @@ def _plain(value: Any) -> Any:
 
 
 def find_fidelity(proxy_config: dict[str, Any], space: str, entries: Sequence[dict[str, Any]] | None = None) -> dict[str, Any] | None:
-    """The latest entry measured on ``space`` with exactly this proxy configuration, if any."""
+    """The latest entry measured on ``space`` with this proxy configuration (up to reporting-only fields)."""
     entries = load_fidelity() if entries is None else entries
-    wanted = _plain(proxy_config)
-    found = [e for e in entries if e.get("space") == space and _plain(e.get("proxy_config")) == wanted]
+    wanted = accuracy_settings(proxy_config)
+    found = [e for e in entries if e.get("space") == space and accuracy_settings(e.get("proxy_config") or {}) == wanted]
     return found[-1] if found else None
 
 

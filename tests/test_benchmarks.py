@@ -47,3 +47,21 @@ def test_parse_sets_and_cache_round_trip(tmp_path):
     cache.put("k", {"val_acc": 0.5})
     assert ResultCache.for_settings("t", {"a": 1}, tmp_path).get("k") == {"val_acc": 0.5}
     assert ResultCache.for_settings("t", {"a": 2}, tmp_path).get("k") is None  # other settings, other file
+
+
+def test_search_efficiency_runs_the_real_worker_with_a_cached_objective(tmp_path):
+    """run_one drives search.local.run_worker on an in-memory study; repeated networks are free."""
+    from benchmarks.search_efficiency import CachedCost, CachedObjective, run_one
+
+    space = get_space("seesaw")
+    cost = CachedCost(ResultCache.for_settings("cost", {"t": 1}, tmp_path))
+    objective = CachedObjective(lambda spec: float(len(spec.canonical_key()) + sum(map(ord, spec.canonical_key())) % 97),
+                                ResultCache.for_settings("objective", {"t": 1}, tmp_path))
+    trials = run_one("random", 0, 6, space=space, evaluator=objective, cost=cost, num_classes=10,
+                     prescreen=None, prescore=None)
+    done = [t for t in trials if t.values is not None]
+    assert len(done) == 6 and objective.computed + objective.reused == 6
+    assert all(t.values[1] == cost.cache.get(t.user_attrs["canonical_key"])["macs"] for t in done)
+    again = run_one("random", 0, 6, space=space, evaluator=objective, cost=cost, num_classes=10,
+                    prescreen=None, prescore=None)
+    assert objective.reused >= 6 and [t.values for t in again] == [t.values for t in trials]

@@ -41,3 +41,10 @@ def test_missing_or_broken_results_file_means_no_entries(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"entries": [ENTRY]}))
     assert load_fidelity(good)[0]["label"] == "seesaw-cpu-test"
+
+
+def test_reporting_only_fields_do_not_change_the_match():
+    """eval_every / eval_batch_size change when validation runs, not the accuracy reported."""
+    retuned = {**CONFIG, "eval_every": 2, "eval_batch_size": 64}
+    assert find_fidelity(retuned, "seesaw", [{**ENTRY, "proxy_config": {**CONFIG, "eval_batch_size": 500}}]) is not None
+    assert find_fidelity({**retuned, "width_scale": 0.5}, "seesaw", [ENTRY]) is None
