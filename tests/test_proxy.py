@@ -84,6 +84,19 @@ def test_callbacks_see_every_epoch_and_eval_every_skips_validation(data):
     assert seen[0].images < seen[1].images < seen[2].images
 
 
+def test_reporting_only_fields_do_not_change_the_reported_accuracy(data):
+    """search.fidelity.REPORTING_ONLY_FIELDS may be left out of cache keys and fidelity matches."""
+    from search.fidelity import REPORTING_ONLY_FIELDS
+
+    results = []
+    for fields in ({"eval_every": 1, "eval_batch_size": 500}, {"eval_every": 2, "eval_batch_size": 32}):
+        assert set(fields) == set(REPORTING_ONLY_FIELDS)
+        torch.manual_seed(0)
+        r = train_proxy(small_net(), data, config(epochs=3, **fields), device="cpu", seed=0)
+        results.append((r.val_acc, r.val_loss))
+    assert results[0][0] == results[1][0] and results[0][1] == pytest.approx(results[1][1], rel=1e-5)
+
+
 def test_callback_exceptions_end_the_run(data):
     class Pruned(Exception):
         pass
