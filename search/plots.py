@@ -38,6 +38,20 @@ def pareto_plot_data(study: optuna.Study, max_macs: int | None = None) -> Pareto
     )
 
 
+def label_positions(points: Sequence[tuple[float, float]], x_span: float, y_span: float) -> list[str]:
+    """Where to write each point's label: above it, or below it when a label already written
+    above a nearby point (within 20% of the x span and 5% of the y span) would overlap.
+
+    Hand-rolled because plotly places text labels without avoiding collisions.
+    """
+    positions: list[str] = []
+    for i, (x, y) in enumerate(points):
+        clash = any(positions[j] == "top center" and abs(x - points[j][0]) < 0.2 * x_span
+                    and abs(y - points[j][1]) < 0.05 * y_span for j in range(i))
+        positions.append("bottom center" if clash else "top center")
+    return positions
+
+
 def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.Figure
     try:
         import plotly.graph_objects as go
@@ -51,10 +65,19 @@ def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.
     fig.add_scatter(x=[p[1] for p in data.front], y=[p[2] for p in data.front], mode="lines+markers",
                     name="Pareto front", line=dict(shape="hv", color="royalblue"), marker=dict(size=9),
                     text=[f"trial {p[0]}" for p in data.front], hovertemplate="%{text}<br>%{x:.1f}M MACs<br>%{y:.2f}%")
+    xs = [p[1] for p in data.trials] + ([data.max_macs_m] if data.max_macs_m is not None else [])
+    ys = [p[2] for p in data.trials]
+    x_span = (max(xs) - min(xs)) if xs else 1.0
+    y_span = (max(ys) - min(ys)) if ys else 1.0
     if data.references:
-        fig.add_scatter(x=[r[1] for r in data.references], y=[r[2] for r in data.references],
-                        mode="markers+text", name="references", text=[r[0] for r in data.references],
-                        textposition="top center", marker=dict(symbol="star", size=14, color="crimson"))
+        refs = sorted(data.references, key=lambda r: r[1])
+        fig.add_scatter(x=[r[1] for r in refs], y=[r[2] for r in refs],
+                        mode="markers+text", name="references", text=[r[0] for r in refs],
+                        textposition=label_positions([(r[1], r[2]) for r in refs], x_span or 1.0, y_span or 1.0),
+                        marker=dict(symbol="star", size=14, color="crimson"))
+    if xs:  # room for the labels of the outermost points, which plotly would cut off
+        pad = 0.12 * (x_span or max(abs(xs[0]), 1.0))
+        fig.update_xaxes(range=[min(xs) - pad, max(xs) + pad])
     if data.max_macs_m is not None:
         fig.add_vline(x=data.max_macs_m, line_dash="dash", line_color="gray", annotation_text="--max-macs")
     fig.update_layout(title=title, xaxis_title="MACs (millions, 32x32 input)",

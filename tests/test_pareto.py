@@ -37,3 +37,25 @@ def test_hypervolume_by_budget_counts_like_the_budget():
     ]
     history = hypervolume_by_budget(trials, ref_macs=100e6)
     assert history == pytest.approx([90 * 0.5, 90 * 0.5, 90 * 0.5, 40 * 0.5 + 50 * 0.8])
+
+
+def test_reference_labels_of_nearby_points_do_not_overlap():
+    from search.plots import label_positions
+
+    # the two 0.5D references of the seesaw space sit 8M MACs and 0.15 points apart
+    points = [(89.0, 30.95), (100.3, 35.45), (108.2, 35.60), (166.1, 34.90), (181.1, 32.05)]
+    assert label_positions(points, x_span=145.0, y_span=13.0) == [
+        "top center", "top center", "bottom center", "top center", "top center"]
+
+
+def test_rendered_plot_has_every_reference_labelled_inside_the_axis():
+    pytest.importorskip("plotly")
+    from search.plots import ParetoPlotData, render_pareto
+
+    data = ParetoPlotData(trials=[(0, 100.0, 35.0), (1, 180.0, 32.0), (2, 40.0, 27.0)], front=[(2, 40.0, 27.0)],
+                          references=[("seesaw_1.0d", 180.0, 32.0), ("igcv3_0.5d", 100.0, 35.0)], max_macs_m=None)
+    fig = render_pareto(data, "t")
+    refs = next(t for t in fig.data if t.name == "references")
+    assert list(refs.text) == ["igcv3_0.5d", "seesaw_1.0d"]
+    lo, hi = fig.layout.xaxis.range
+    assert lo < 40.0 and hi > 180.0 + 0.1 * 140.0  # room for the rightmost label
