@@ -13,9 +13,11 @@ The objective is a fixed function of the architecture, cached by canonical key (
 runs, in ~/.cache/seesaw-nas/benchmarks/), so samplers that propose the same network pay once:
 
   zero-cost:NAME  (default jacob_cov) the zero-cost score of the proxy-width network on a fixed
-                  batch of 64 training images, weights drawn from the architecture's seed. A
-                  stand-in for accuracy at ~1 s per network: its measured rank correlation with
-                  trained accuracy is in BENCHMARKS.md (proxy fidelity).
+                  batch of 64 training images, weights drawn from the architecture's seed: a
+                  fixed, deterministic, ~1 s function of the architecture that exercises the
+                  samplers on this space's real encoding and MACs. It is *not* a stand-in for
+                  accuracy: on seesaw its rank correlation with trained accuracy is negative
+                  (BENCHMARKS.md, proxy fidelity), so its numbers rank samplers, not networks.
   proxy           real proxy training (the cpu preset on ``--train-subset`` images, ``--epochs``,
                   ``--width-scale``): the objective the issue asks for first; about 40 s per
                   network on this 2-core machine, so 3 samplers x 3 seeds x 200 trials would take
