@@ -2,7 +2,8 @@
 
 With ``--prescreen NAME --prescreen-keep KEEP`` every round of the local executor asks the sampler
 for ``n = ceil(1 / KEEP)`` trials, scores each feasible one with the zero-cost proxy NAME
-(``search/zero_cost.py``: no training, one batch), and returns the best for training. The others
+(``search/zero_cost.py``: no training, one batch), and returns one for training: the first, in the
+sampler's order, that no other candidate beats on both score and MACs (``select_winner``). The others
 are told to the study at once as PRUNED with status ``prescreened``: they cost no training and do
 not count towards ``--budget`` (``search.study.COUNTED_STATUSES``). So a run with budget B trains B
 networks chosen from about n * B samples, and exactly 1 of every n screened candidates is trained.
@@ -51,15 +52,28 @@ def candidates_per_round(keep: float) -> int:
     return math.ceil(1 / keep - 1e-9)
 
 
-def select_winner(scores: Sequence[float], feasible: Sequence[bool]) -> int:
-    """Index of the best feasible candidate (highest score; NaN lowest; ties: the first); 0 if
-    none is feasible (it will be recorded as infeasible, as it would be without a pre-screen)."""
-    best, best_score = None, -math.inf
-    for i, (s, ok) in enumerate(zip(scores, feasible)):
-        s = s if math.isfinite(s) else -math.inf
-        if ok and (best is None or s > best_score):
-            best, best_score = i, s
-    return 0 if best is None else best
+def select_winner(scores: Sequence[float], feasible: Sequence[bool], macs: Sequence[float] | None = None) -> int:
+    """Index of the candidate to train; 0 if none is feasible (it will be recorded as infeasible,
+    as it would be without a pre-screen).
+
+    Without ``macs``: the best feasible score (NaN lowest; ties: the first). With ``macs`` (the
+    multi-objective search): the first candidate, in the sampler's order, that no other feasible
+    candidate beats on both score and MACs. Taking the best score alone would ignore the MACs
+    objective: most zero-cost scores grow with size, and BENCHMARKS.md measured such a pre-screen
+    lowering the hypervolume even when the score was the objective itself.
+    """
+    ok = [i for i, f in enumerate(feasible) if f]
+    if not ok:
+        return 0
+    finite = [i for i in ok if math.isfinite(scores[i])]
+    if macs is None or not finite:
+        return max(ok, key=lambda i: (scores[i] if math.isfinite(scores[i]) else -math.inf, -i))
+
+    def dominated(i: int) -> bool:
+        return any(scores[j] >= scores[i] and macs[j] <= macs[i] and (scores[j] > scores[i] or macs[j] < macs[i])
+                   for j in finite)
+
+    return next(i for i in finite if not dominated(i))
 
 
 def architecture_seed(key: str, seed: int) -> int:
@@ -117,14 +131,14 @@ class Prescreener:
             return first
         trials = [first] + [study.ask() for _ in range(self.round_size - 1)]
         specs = [self.space.sample(t) for t in trials]
-        feasible = [self.max_macs is None or self._cost(s, self.num_classes, self.space.input_size).macs <= self.max_macs
-                    for s in specs]
+        macs = [self._cost(s, self.num_classes, self.space.input_size).macs for s in specs]
+        feasible = [self.max_macs is None or m <= self.max_macs for m in macs]
         rows = [self.member_scores(s) if ok else {} for s, ok in zip(specs, feasible)]
         scored = [i for i, ok in enumerate(feasible) if ok]
         scores = [math.nan] * len(trials)
         for i, s in zip(scored, population_scores(self.name, [rows[i] for i in scored])):
             scores[i] = s
-        win = select_winner(scores, feasible)
+        win = select_winner(scores, feasible, macs)
         for i, trial in enumerate(trials):
             trial.set_user_attr(ROUND_ATTR, first.number)
             for member, value in rows[i].items():

@@ -1,5 +1,5 @@
-"""The zero-cost pre-screen: one of every ceil(1/keep) candidates trained, the best by score,
-deterministically; losers not counted. A dummy space and a fake evaluator, no training."""
+"""The zero-cost pre-screen: one of every ceil(1/keep) candidates trained, the first that no other
+beats on both score and MACs, deterministically; losers not counted. A dummy space and a fake evaluator, no training."""
 
 from __future__ import annotations
 
@@ -76,30 +76,51 @@ def test_select_winner_best_feasible_first_on_ties_nan_last():
     assert select_winner([1.0, 2.0], [False, False]) == 0
 
 
+def lean_scorer(spec: ArchSpec) -> dict[str, float]:
+    """Wider scores higher, deeper lower: within one width the deeper network is dominated."""
+    s = spec.stem.channels - 20.0 * spec.stages[0].repeats
+    return {"synflow": s, "jacob_cov": s, "snip": s, "grad_norm": s}
+
+
+def test_select_winner_by_score_and_macs():
+    assert select_winner([1.0, 3.0, 2.0], [True] * 3, [10, 30, 5]) == 1  # 0 is dominated by 2
+    assert select_winner([3.0, 1.0], [True] * 2, [10, 5]) == 0  # a trade-off: the sampler's first
+    assert select_winner([1.0, 3.0], [True] * 2, [10, 5]) == 1
+    assert select_winner([2.0, 2.0], [True] * 2, [10, 10]) == 0  # equal: the first
+    assert select_winner([5.0, 1.0, 2.0], [False, True, True], [1, 10, 5]) == 2  # infeasible never dominates
+    assert select_winner([math.nan, 1.0], [True, True], [1, 10]) == 1  # no score, no win
+
+
 @pytest.mark.parametrize("name, keep", [("synflow", 0.25), ("vote", 0.5), ("snip", 0.2)])
-def test_each_round_trains_the_top_fraction_and_tells_the_rest(name, keep):
-    space, study = TinySpace(), make_study(1)
-    screen = prescreener(space, name, keep)
+def test_each_round_trains_the_first_undominated_candidate_and_tells_the_rest(name, keep):
+    space, study = TinySpace(), make_study(0)
+    screen = Prescreener(name, keep, lean_scorer, space, 10, None, count_cost)
     n = candidates_per_round(keep)
     winners = []
-    for _ in range(6):
+    for _ in range(12):
         trial = screen.ask(study)
         winners.append(trial.number)
         study.tell(trial, [0.5, 1.0])
     trials = study.get_trials(deepcopy=False)
-    assert len(trials) == 6 * n
-    for r in range(6):
+    assert len(trials) == 12 * n
+    skipped_first = 0
+    for r in range(12):
         round_ = trials[r * n:(r + 1) * n]
         kept = [t for t in round_ if t.state == TrialState.COMPLETE]
         assert [t.number for t in kept] == [winners[r]]  # exactly one of n
         lost = [t for t in round_ if t.state == TrialState.PRUNED]
         assert len(lost) == n - 1 and all(t.user_attrs[ATTR.STATUS] == PRESCREENED for t in lost)
         assert all(not counted(t) for t in lost)
-        scores = [fake_scorer(space.spec_from_params(t.params))["synflow"] for t in round_]
-        assert fake_scorer(space.spec_from_params(kept[0].params))["synflow"] == max(scores)
-        # ties go to the earliest candidate
-        assert kept[0].number == round_[scores.index(max(scores))].number
+        specs = [space.spec_from_params(t.params) for t in round_]
+        scores = [lean_scorer(s)["synflow"] for s in specs]
+        macs = [count_cost(s, 10, space.input_size).macs for s in specs]
+        beaten = [any(scores[j] >= scores[i] and macs[j] <= macs[i] and (scores[j], -macs[j]) != (scores[i], -macs[i])
+                      for j in range(n)) for i in range(n)]
+        w = [t.number for t in round_].index(winners[r])
+        assert not beaten[w] and all(beaten[:w])  # the first candidate nobody beats on both
+        skipped_first += w > 0
         assert all(t.user_attrs["prescreen_round"] == round_[0].number for t in round_)
+    assert skipped_first > 0  # some round dropped a dominated first candidate
 
 
 def test_the_same_seed_gives_the_same_run():
