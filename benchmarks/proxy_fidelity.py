@@ -14,7 +14,7 @@ training. A bootstrap over architectures gives a 90% interval for each Spearman 
 Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``--long-set``):
   quick  3 architectures, the smoke preset vs 2 epochs of it; for checking the script (synthetic ok)
   cpu    10 + references; proxy: cpu preset on 4k images, 1 epoch, quarter width; final: the same
-         4k images for 3 epochs (3x the steps), same width. About 1.5 h on 2 busy CPU cores
+         4k images for 3 epochs (3x the steps), same width. 1.9 h on 2 busy CPU cores, about 1 h idle
          (BENCHMARKS.md); a 2k-image proxy left half of the networks at chance accuracy
   gpu    40 + references; proxy: the gpu preset as is; final: 30 epochs on all 45k training
          images at full width (as exported)
