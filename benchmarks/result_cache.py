@@ -5,7 +5,8 @@
 
 The file name is a hash of the settings that determine a result (data, recipe, seed), so a result
 is only ever reused under exactly the settings that produced it. Writes are atomic (temporary
-file + rename): a benchmark killed half-way keeps every finished result.
+file + rename): a benchmark killed half-way keeps every finished result; benchmarks running at
+the same time on one cache merge their results instead of overwriting each other's.
 """
 
 from __future__ import annotations
@@ -52,8 +53,17 @@ class ResultCache:
         return value
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"settings": self.settings, "results": self.data}, f, default=str)
-        os.replace(tmp, self.path)
+        """Write atomically, merged under a lock with what other processes saved meanwhile (two
+        benchmarks sharing a cache would otherwise overwrite each other's results)."""
+        from search.local import file_lock
+
+        with file_lock(self.path.with_name(f".{self.path.name}.lock")):
+            if self.path.exists():
+                try:
+                    self.data = {**json.loads(self.path.read_text()).get("results", {}), **self.data}
+                except ValueError:
+                    pass  # a file we cannot read is replaced by ours
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"settings": self.settings, "results": self.data}, f, default=str)
+            os.replace(tmp, self.path)

@@ -27,15 +27,22 @@ MAX_INFEASIBLE_IN_A_ROW = 2000
 
 
 @contextlib.contextmanager
-def ask_lock(run_dir: Path) -> Iterator[None]:
-    """An exclusive lock across processes on this host (flock on a file in the run folder)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".ask.lock", "w") as f:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes on this host: flock on ``path`` (created if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def ask_lock(run_dir: Path) -> Iterator[None]:
+    """The run's ask lock: one process at a time asks, claims and recovers trials."""
+    with file_lock(run_dir / ".ask.lock"):
+        yield
 
 
 def run_worker(

@@ -65,3 +65,11 @@ def test_search_efficiency_runs_the_real_worker_with_a_cached_objective(tmp_path
     again = run_one("random", 0, 6, space=space, evaluator=objective, cost=cost, num_classes=10,
                     prescreen=None, prescore=None)
     assert objective.reused >= 6 and [t.values for t in again] == [t.values for t in trials]
+
+
+def test_caches_saved_by_two_processes_keep_both_results(tmp_path):
+    first = ResultCache.for_settings("t", {"a": 1}, tmp_path)
+    second = ResultCache.for_settings("t", {"a": 1}, tmp_path)  # loaded before first saves
+    first.put("k1", 1)
+    second.put("k2", 2)
+    assert ResultCache.for_settings("t", {"a": 1}, tmp_path).data == {"k1": 1, "k2": 2}
