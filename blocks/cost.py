@@ -7,6 +7,7 @@ and adds are not counted (the papers' convention, see REFERENCE_MODELS.md).
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -39,8 +40,14 @@ def count_module_cost(model: nn.Module, input_size: int, in_channels: int = 3) -
     return Cost(params=params, macs=counter.get_total_flops() // 2)
 
 
+@functools.lru_cache(maxsize=4096)
 def count_cost(spec: ArchSpec, num_classes: int, input_size: int) -> Cost:
-    """Params and MACs of the network ``spec`` builds, without allocating its weights."""
+    """Params and MACs of the network ``spec`` builds, without allocating its weights.
+
+    Memoised per process (specs are frozen and hashable): a search counts the same network in
+    several places (the pre-screen, ``propose``, duplicates, the proxy's width) and each meta
+    build takes 0.3-1 s.
+    """
     from blocks.model import build_model
 
     with torch.device("meta"):

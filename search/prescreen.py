@@ -99,19 +99,12 @@ class Prescreener:
     max_macs: int | None
     count_cost: Callable[..., Any]
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # canonical key -> member scores
-    costs: dict[str, Any] = field(default_factory=dict)  # canonical key -> Cost
 
     def __post_init__(self) -> None:
         from search.zero_cost import get_proxy
 
         get_proxy(self.name)
         self.round_size = candidates_per_round(self.keep)
-
-    def _cost(self, spec: ArchSpec, num_classes: int, input_size: int) -> Any:
-        key = spec.canonical_key()
-        if key not in self.costs:
-            self.costs[key] = self.count_cost(spec, num_classes, input_size)
-        return self.costs[key]
 
     def member_scores(self, spec: ArchSpec) -> dict[str, float]:
         key = spec.canonical_key()
@@ -131,7 +124,7 @@ class Prescreener:
             return first
         trials = [first] + [study.ask() for _ in range(self.round_size - 1)]
         specs = [self.space.sample(t) for t in trials]
-        macs = [self._cost(s, self.num_classes, self.space.input_size).macs for s in specs]
+        macs = [self.count_cost(s, self.num_classes, self.space.input_size).macs for s in specs]
         feasible = [self.max_macs is None or m <= self.max_macs for m in macs]
         rows = [self.member_scores(s) if ok else {} for s, ok in zip(specs, feasible)]
         scored = [i for i, ok in enumerate(feasible) if ok]
@@ -148,7 +141,7 @@ class Prescreener:
             if i == win:
                 continue
             proposal = propose(trial, self.space, num_classes=self.num_classes, max_macs=self.max_macs,
-                               count_cost=self._cost)
+                               count_cost=self.count_cost)
             if proposal.infeasible:
                 record(study, proposal, None)  # free, as without a pre-screen; the sampler learns the limit
             else:
