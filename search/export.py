@@ -61,7 +61,10 @@ def load_export(path: str | Path) -> tuple[ArchSpec, int]:
         text = p.read_text()
     except OSError as exc:
         raise SpecError(f"{p}: cannot read the file ({exc.strerror})") from None
-    spec = ArchSpec.from_yaml(text)
+    try:
+        spec = ArchSpec.from_yaml(text)
+    except SpecError as exc:
+        raise SpecError(f"{p}: {exc}") from None
     data = yaml.safe_load(text)
     num_classes = data.get("num_classes", 10) if isinstance(data, dict) else 10
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:

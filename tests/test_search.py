@@ -115,6 +115,7 @@ def test_broken_yaml_for_final_training_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "launch_search.py"), "--final-train", str(bad), *FAST],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "pw1_split" in proc.stderr and "Traceback" not in proc.stderr
+    assert "bad.yaml" in proc.stderr  # names the file
 
 
 def test_kill_9_then_resume_keeps_finished_trials_and_meets_budget(tmp_path):
