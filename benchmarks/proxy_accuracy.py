@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from search.data import load_dataset  # noqa: E402
-from search.proxy import PRESETS, evaluate_spec  # noqa: E402
-from search.export import load_export  # noqa: E402
+from search.train.data import load_dataset  # noqa: E402
+from search.train.proxy import PRESETS, evaluate_spec  # noqa: E402
+from search.results.export import load_export  # noqa: E402
 from space.references import get_reference  # noqa: E402
 
 

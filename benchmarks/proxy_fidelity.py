@@ -8,7 +8,7 @@ sorted by MACs, cut into N equal strata and one is drawn from each), adds the sp
 networks, and trains every one twice from the same initial weights: with the proxy recipe and with
 a longer schedule (the "final" accuracy). Reports the Spearman and Kendall rank correlations of
 proxy accuracy with final accuracy, next to what params and MACs alone achieve (the baselines any
-proxy must beat) and what the zero-cost proxies of ``search/zero_cost.py`` achieve without
+proxy must beat) and what the zero-cost proxies of ``search/engine/zero_cost.py`` achieve without
 training. A bootstrap over architectures gives a 90% interval for each Spearman value.
 
 Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``--long-set``):
@@ -21,7 +21,7 @@ Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``
 
 Trained results are cached by canonical key in ~/.cache/seesaw-nas/benchmarks/ (one file per
 data/recipe/seed), so a re-run or a larger N only trains what is new. ``--write`` stores the
-measured numbers in benchmarks/fidelity_results.json, which each search's summary quotes for the
+measured numbers in search/results/fidelity_results.json, which each search's summary quotes for the
 proxy configuration it used.
 """
 
@@ -50,7 +50,7 @@ from scipy import stats  # noqa: E402
 
 from result_cache import ResultCache  # noqa: E402
 
-RESULTS_FILE = ROOT / "benchmarks" / "fidelity_results.json"
+RESULTS_FILE = ROOT / "search" / "results" / "fidelity_results.json"  # package data: search.results.fidelity reads it
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": dict(n=3, references=False, pool=12, proxy="smoke", proxy_set={},
@@ -160,11 +160,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
 
     from blocks import count_cost
-    from search.data import load_dataset
-    from search.prescreen import SCORE_IMAGES, architecture_seed
-    from search.fidelity import accuracy_settings
-    from search.proxy import PRESETS, evaluate_spec
-    from search.zero_cost import ZERO_COST_PROXIES, members, score_batch, score_spec, vote_scores
+    from search.train.data import load_dataset
+    from search.engine.prescreen import SCORE_IMAGES, architecture_seed
+    from search.results.fidelity import accuracy_settings
+    from search.train.proxy import PRESETS, evaluate_spec
+    from search.engine.zero_cost import ZERO_COST_PROXIES, members, score_batch, score_spec, vote_scores
     from space.scaling import scale_width
     from space.spaces import get_space
 

@@ -4,7 +4,7 @@ Both sides train the same network (by default the ``cpu`` preset's proxy of sees
 half width), from the same initial weights, with the same batch size, optimizer and number of
 images, in one process on one device:
 
-(a) ours: ``search.proxy.train_proxy``; the data set was loaded once per process (its load time
+(a) ours: ``search.train.proxy.train_proxy``; the data set was loaded once per process (its load time
     is printed apart: a search pays it once, not per trial); batches are index slices of uint8
     tensors on the device, augmented there.
 (b) usual: per trial, a torchvision data set (``CIFAR10`` over the python pickles, or
@@ -46,9 +46,9 @@ import torchvision  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 from blocks import build_model  # noqa: E402
-from search.augment import augment_batch, make_normalizer  # noqa: E402
-from search.data import DataSplits, load_dataset, load_raw  # noqa: E402
-from search.proxy import PRESETS, train_proxy  # noqa: E402
+from search.train.augment import augment_batch, make_normalizer  # noqa: E402
+from search.train.data import DataSplits, load_dataset, load_raw  # noqa: E402
+from search.train.proxy import PRESETS, train_proxy  # noqa: E402
 from space.references import get_reference  # noqa: E402
 from space.scaling import scale_width  # noqa: E402
 

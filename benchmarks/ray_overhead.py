@@ -72,11 +72,11 @@ def ray_worker_seconds(run_dir: Path) -> dict[int, float]:
 
 
 def measure(executor: str, trials: int, results_dir: str) -> dict[str, float]:
-    import search.local
-    import search.objective
-    import search.ray_executor
-    from search.run import run_search
-    from search.study import counted, make_sampler, open_study
+    import search.engine.trial
+    import search.train.evaluator
+    from search.runner import run_search
+    from search.engine.attributes import counted
+    from search.engine.study import make_sampler, open_study
 
     cfg = SearchConfig(
         space="seesaw", budget=trials, dataset="synthetic", proxy="smoke", proxy_overrides=TINY_PROXY, val_size=64,
@@ -85,11 +85,11 @@ def measure(executor: str, trials: int, results_dir: str) -> dict[str, float]:
     )
     propose_s: dict[int, float] = {}
     evaluate_s: dict[int, float] = {}
-    module = search.local if executor == "local" else search.ray_executor
+    module = search.engine.trial  # both executors propose through the one trial step
     start = time.time()
     with contextlib.ExitStack() as stack:
         stack.enter_context(timed(module, "propose", propose_s, lambda trial, *a, **k: trial.number))
-        stack.enter_context(timed(search.objective.ProxyEvaluator, "__call__", evaluate_s,
+        stack.enter_context(timed(search.train.evaluator.ProxyEvaluator, "__call__", evaluate_s,
                                   lambda self, spec, seed, **k: seed - cfg.seed * 100_003))
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
         stack.enter_context(contextlib.redirect_stderr(io.StringIO()))

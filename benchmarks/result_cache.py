@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,7 @@ class ResultCache:
     def save(self) -> None:
         """Write atomically, merged under a lock with what other processes saved meanwhile (two
         benchmarks sharing a cache would otherwise overwrite each other's results)."""
-        from search.local import file_lock
+        from search.files import file_lock, write_atomic
 
         with file_lock(self.path.with_name(f".{self.path.name}.lock")):
             if self.path.exists():
@@ -63,7 +62,4 @@ class ResultCache:
                     self.data = {**json.loads(self.path.read_text()).get("results", {}), **self.data}
                 except ValueError:
                     pass  # a file we cannot read is replaced by ours
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            with os.fdopen(fd, "w") as f:
-                json.dump({"settings": self.settings, "results": self.data}, f, default=str)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps({"settings": self.settings, "results": self.data}, default=str))

@@ -3,7 +3,7 @@
     python benchmarks/search_efficiency.py --threads 1 \\
         --dataset imagefolder --data-dir ../shared/data/cifar10-jpg.zip
 
-Runs the tool's own local worker (``search.local.run_worker``: propose, cheap checks, record) on
+Runs the tool's own local worker (``search.executors.local.run_worker``: propose, cheap checks, record) on
 in-memory studies, for the default sampler (TPE), NSGA-II and random search, several seeds each,
 and optionally with the zero-cost pre-screen, all on one fixed and cheap objective. Prints the
 hypervolume after k = 25, 50, 100, 200 counted trials (mean and range over seeds) and how many
@@ -66,7 +66,7 @@ class CachedObjective:
         self.seconds = 0.0
 
     def __call__(self, spec: Any, seed: int, on_epoch: Any = None, cost: Any = None) -> Any:
-        from search.objective import Evaluation
+        from search.train.evaluator import Evaluation
 
         key = spec.canonical_key()
         if key in self.cache:
@@ -103,11 +103,11 @@ class CachedCost:
 
 def make_objective(args: argparse.Namespace, data: Any, space: Any):
     """(evaluate(spec) -> float, the settings that determine its values)."""
-    from search.prescreen import SCORE_IMAGES, architecture_seed
+    from search.engine.prescreen import SCORE_IMAGES, architecture_seed
     from space.scaling import scale_width
 
     if args.objective.startswith("zero-cost:"):
-        from search.zero_cost import score_batch, score_spec
+        from search.engine.zero_cost import score_batch, score_spec
 
         name = args.objective.split(":", 1)[1]
         images, labels = score_batch(data.train_x, data.train_y, SCORE_IMAGES, args.objective_seed)
@@ -121,7 +121,7 @@ def make_objective(args: argparse.Namespace, data: Any, space: Any):
     if args.objective == "proxy":
         import dataclasses
 
-        from search.proxy import PRESETS, evaluate_spec
+        from search.train.proxy import PRESETS, evaluate_spec
 
         cfg = dataclasses.replace(PRESETS["cpu"], train_subset=args.train_subset, epochs=args.epochs,
                                   width_scale=args.width_scale, val_images=args.val_images).validate()
@@ -141,9 +141,9 @@ def run_one(sampler: str, seed: int, budget: int, *, space: Any, evaluator: Cach
     import optuna
 
     from search.config import SearchConfig
-    from search.local import run_worker
-    from search.prescreen import Prescreener
-    from search.study import DIRECTIONS, make_sampler
+    from search.executors.local import run_worker
+    from search.engine.prescreen import Prescreener
+    from search.engine.study import DIRECTIONS, make_sampler
 
     study = optuna.create_study(directions=list(DIRECTIONS), sampler=make_sampler(sampler, seed))
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,11 +188,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     import optuna
 
-    from search.data import load_dataset
-    from search.pareto import hypervolume_by_budget
-    from search.prescreen import SCORE_IMAGES, architecture_seed
-    from search.study import ATTR
-    from search.zero_cost import score_batch, score_spec
+    from search.train.data import load_dataset
+    from search.results.pareto import hypervolume_by_budget
+    from search.engine.prescreen import SCORE_IMAGES, architecture_seed
+    from search.engine.attributes import ATTR
+    from search.engine.zero_cost import score_batch, score_spec
     from space.scaling import scale_width
     from space.spaces import get_space
 

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 
-class SearchError(ValueError):
-    """A setting or input that makes the run impossible; the message is one line saying what to do."""
+from search.engine.zero_cost import ZERO_COST_PROXIES
+from search.errors import SearchError
+from search.train.data import DATASETS
+from space.spaces import SPACES
 
+__all__ = ["EXECUTORS", "PICKS", "SearchConfig", "SearchError"]
 
 EXECUTORS = ("local", "ray")
-DATASETS = ("cifar10", "cifar100", "imagefolder", "synthetic")
 PICKS = ("accuracy", "knee", "smallest")
 
 
@@ -47,7 +49,7 @@ class SearchConfig:
     cpus_per_trial: float = 1.0
     max_concurrent: int = 0  # 0: as many as the resources allow
     max_retries: int = 0
-    scheduler: str | None = None  # refused in multi-objective mode (see search/ray_executor.py)
+    scheduler: str | None = None  # refused in multi-objective mode (see search/executors/ray_tune.py)
 
     @property
     def run_dir(self) -> Path:
@@ -55,13 +57,10 @@ class SearchConfig:
 
     @property
     def storage_url(self) -> str:
-        from search.study import default_storage_url
-
-        return self.storage or default_storage_url(self.run_dir.resolve())
+        """--storage, or the journal file in the run folder."""
+        return self.storage or f"journal://{self.run_dir.resolve() / 'study.journal'}"
 
     def validate(self) -> "SearchConfig":
-        from space.spaces import SPACES
-
         if self.space not in SPACES:
             raise SearchError(f"unknown space {self.space!r}; valid spaces: {', '.join(sorted(SPACES))}")
         if self.budget <= 0:
@@ -79,8 +78,6 @@ class SearchConfig:
         if self.pick not in PICKS:
             raise SearchError(f"unknown --pick {self.pick!r}; valid: {', '.join(PICKS)}")
         if self.prescreen is not None:
-            from search.zero_cost import ZERO_COST_PROXIES
-
             if self.prescreen not in ZERO_COST_PROXIES:
                 raise SearchError(f"unknown --prescreen {self.prescreen!r}; valid: {', '.join(ZERO_COST_PROXIES)}")
             if not 0 < self.prescreen_keep <= 1:

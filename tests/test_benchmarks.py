@@ -50,7 +50,7 @@ def test_parse_sets_and_cache_round_trip(tmp_path):
 
 
 def test_search_efficiency_runs_the_real_worker_with_a_cached_objective(tmp_path):
-    """run_one drives search.local.run_worker on an in-memory study; repeated networks are free."""
+    """run_one drives search.executors.local.run_worker on an in-memory study; repeated networks are free."""
     from benchmarks.search_efficiency import CachedCost, CachedObjective, run_one
 
     space = get_space("seesaw")

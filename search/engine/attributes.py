@@ -1,0 +1,76 @@
+"""What every trial of a study records: user-attribute names, statuses, and what counts.
+
+Trial bookkeeping lives in Optuna user attributes. What counts towards ``--budget``: every trial
+that ended with a result or a genuine failure (exception, divergence, out of memory), but not
+samples rejected by ``--max-macs`` before training (they cost nothing), nor trials cut off by
+Ctrl-C or a killed process, which are re-run on resume.
+"""
+
+from __future__ import annotations
+
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["ATTR", "COUNTED_STATUSES", "STATUS", "counted", "metric", "trial_status"]
+
+
+class ATTR:
+    """Names of the user attributes every trial carries."""
+
+    KEY = "canonical_key"
+    SPEC = "spec"
+    REFERENCE = "reference"
+    PARAMS = "params_count"
+    MACS = "macs"
+    STATUS = "status"  # one of STATUS
+    FAILURE = "failure"
+    DUPLICATE_OF = "duplicate_of"
+    HOST = "host"
+    PID = "pid"
+    METRIC_PREFIX = "metric_"  # + a training metric: metric_val_acc, metric_train_time_s, ...
+    VAL_ACC = "metric_val_acc"
+    VAL_LOSS = "metric_val_loss"
+    TRAIN_TIME = "metric_train_time_s"
+    IMAGES_PER_S = "metric_images_per_s"
+    PRESCREEN_SCORE = "prescreen_score"  # with --prescreen (search/engine/prescreen.py)
+
+
+def metric(name: str) -> str:
+    """The user attribute that holds training metric ``name`` (``val_acc`` -> ``metric_val_acc``)."""
+    return ATTR.METRIC_PREFIX + name
+
+
+class STATUS:
+    """Values of ``ATTR.STATUS``."""
+
+    RUNNING = "running"
+    OK = "ok"
+    DUPLICATE = "duplicate"
+    INFEASIBLE = "infeasible"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    PRESCREENED = "prescreened"
+    STALE = "stale"  # shown only: a FAIL trial left "running" was cut off by a dead process
+    WAITING = "waiting"  # shown only: enqueued, not started yet
+
+
+COUNTED_STATUSES = (STATUS.OK, STATUS.DUPLICATE, STATUS.FAILED, STATUS.DIVERGED)
+TRAINED_STATUSES = (STATUS.OK, STATUS.DIVERGED)  # trained to the end: a twin reuses the outcome
+
+
+def counted(trial: FrozenTrial) -> bool:
+    """Whether a trial counts towards the budget (see the module docstring)."""
+    if trial.state not in (TrialState.COMPLETE, TrialState.FAIL):
+        return False
+    return trial.user_attrs.get(ATTR.STATUS) in COUNTED_STATUSES
+
+
+def trial_status(trial: FrozenTrial) -> str:
+    """The status to show: a FAIL trial left 'running' is 'stale' (its process died); a queued
+    trial is 'waiting'."""
+    if trial.state == TrialState.WAITING:
+        return STATUS.WAITING
+    status = trial.user_attrs.get(ATTR.STATUS, STATUS.RUNNING)
+    if status == STATUS.RUNNING and trial.state == TrialState.FAIL:
+        return STATUS.STALE
+    return status

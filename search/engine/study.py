@@ -1,0 +1,170 @@
+"""The Optuna study that records a search: storage, sampler, warm start, budget and recovery.
+
+The study on disk is the record of a run: resume, plots, the Pareto front and export all read it,
+whichever executor ran the trials. Objectives: (validation accuracy: maximise, MACs: minimise).
+What a trial records and what counts towards ``--budget``: ``search.engine.attributes``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from filelock import FileLock
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from search.engine.attributes import ATTR, counted
+from search.files import file_lock
+
+# We use group-decomposed TPE and metric names on purpose; their "experimental" notes are noise.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+DIRECTIONS = ("maximize", "minimize")
+OBJECTIVE_NAMES = ("val_acc", "macs")
+SAMPLERS = ("tpe", "nsga2", "random", "gp", "qmc")
+
+
+class StudyError(ValueError):
+    """The study cannot be opened or does not match the run; the message says what to do."""
+
+
+def ask_lock(run_dir: Path) -> FileLock:
+    """The run's ask lock: one process of this host at a time checks the budget, asks, claims and
+    recovers trials (a context manager)."""
+    return file_lock(run_dir / ".ask.lock")
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """A sampler by name; TPE is Optuna 5's multi-objective default."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    raise StudyError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage | str:
+    """``journal://PATH`` (one host, several processes) or any Optuna RDB URL (several hosts)."""
+    if url.startswith("journal://"):
+        path = Path(url[len("journal://"):])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            backend = JournalFileBackend(str(path))
+        except OSError as exc:
+            raise StudyError(f"cannot open the journal storage {path}: {exc.strerror}; pass --storage with a writable path") from None
+        return optuna.storages.JournalStorage(backend)
+    try:
+        # No heartbeat: Optuna 5 runs it only inside study.optimize, not in our ask/tell loop.
+        # Trials of a process that died on this host are recovered on resume (recover_stale_trials).
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # SQLAlchemy raises many types; the message is what matters here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open the storage {url!r}: {first}; check the URL (e.g. postgresql://user:pw@host/db) or leave --storage out") from None
+
+
+def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool) -> optuna.Study:
+    """Create the study, or load it when ``resume`` (or when joining workers) and it exists."""
+    storage = open_storage(storage_url)
+    exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if exists and not resume:
+        raise StudyError(f"a study named {study_name!r} already exists in {storage_url}; pass --resume to continue it or --name for a new run")
+    if not exists and resume:
+        raise StudyError(f"--resume: no study named {study_name!r} in {storage_url}; leave out --resume to start it")
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
+    )
+    study.set_metric_names(list(OBJECTIVE_NAMES))
+    return study
+
+
+def finished_count(study: optuna.Study) -> int:
+    return sum(counted(t) for t in study.get_trials(deepcopy=False))
+
+
+def running_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def enqueue_references(study: optuna.Study, reference_params: dict[str, dict[str, Any]]) -> int:
+    """Enqueue each reference once per study (warm start); returns how many were added."""
+    done = {t.user_attrs.get(ATTR.REFERENCE) for t in study.get_trials(deepcopy=False)}
+    added = 0
+    for name, params in reference_params.items():
+        if name not in done:
+            study.enqueue_trial(params, user_attrs={ATTR.REFERENCE: name}, skip_if_exists=False)
+            added += 1
+    return added
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(trial: optuna.Trial) -> None:
+    """Record which process runs ``trial``; call right after ``ask``, under the ask lock."""
+    trial.set_user_attr(ATTR.HOST, socket.gethostname())
+    trial.set_user_attr(ATTR.PID, os.getpid())
+
+
+def rerun_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The parameters that rebuild ``trial``'s architecture: an enqueued trial's fixed ones (even
+    when it was cut off before sampling them all), else what it sampled."""
+    return dict(trial.system_attrs.get("fixed_params") or trial.params)
+
+
+def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, *, status: str | None = None,
+            reason: str | None = None) -> None:
+    """Fail a running trial without counting it and enqueue its architecture again: the one way a
+    cut-off trial is re-run (Ctrl-C, a dead Ray worker, a dead process).
+
+    ``status``/``reason`` (a live ``optuna.Trial`` only) are recorded on the trial; without a status
+    it stays "running" and shows as "stale". A trial cut off before it sampled anything, and not
+    enqueued, has nothing to re-run.
+    """
+    if status is not None:
+        trial.set_user_attr(ATTR.STATUS, status)
+    if reason is not None:
+        trial.set_user_attr(ATTR.FAILURE, reason)
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    study.tell(trial.number, state=TrialState.FAIL)
+    params = rerun_params(frozen)
+    reference = frozen.user_attrs.get(ATTR.REFERENCE)
+    if params or reference:
+        study.enqueue_trial(params, user_attrs={ATTR.REFERENCE: reference} if reference else None)
+
+
+def recover_stale_trials(study: optuna.Study) -> list[int]:
+    """Mark RUNNING trials of dead processes on this host as failed ('stale') and re-enqueue them.
+    Call it holding the ask lock (``ask_lock``).
+
+    Journal storages have no heartbeat; a trial records its host and pid when it starts, so a
+    process on the same host can tell whether its owner is gone (kill -9, power loss).
+    """
+    host = socket.gethostname()
+    recovered = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner_host, pid = t.user_attrs.get(ATTR.HOST), t.user_attrs.get(ATTR.PID)
+        # No owner recorded: its process died between ask and claim, which happen under the ask
+        # lock that the caller holds, so no live worker can be in that gap now.
+        if pid is not None and (owner_host != host or _alive(int(pid))):
+            continue
+        requeue(study, t)  # its status stays "running": shown as "stale"
+        recovered.append(t.number)
+    return recovered

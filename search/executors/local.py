@@ -1,0 +1,77 @@
+"""The local executor: ask/tell workers on one study, in this process and (``--workers N``) in
+spawned processes that share its storage. Each worker runs ``search.engine.trial.run_trial`` in a
+loop until the budget is met; the budget check and ``ask`` happen under the run's ask lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import sys
+from typing import Any, Callable
+
+import optuna
+
+from search.config import SearchConfig
+from search.engine.session import Run, open_run
+from search.engine.trial import Evaluator, TrialSteps, run_trial
+from search.results.artifacts import write_trials_csv
+from search.results.progress import TrialProgress
+from space.spaces import SearchSpace
+
+__all__ = ["run_local", "run_worker", "start_extra_workers"]
+
+
+def run_worker(
+    study: optuna.Study,
+    cfg: SearchConfig,
+    space: SearchSpace,
+    evaluator: Evaluator,
+    *,
+    num_classes: int,
+    count_cost: Callable[..., Any],
+    after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+    prescreen: Any = None,
+) -> None:
+    """Run trials until the study has ``cfg.budget`` counted trials (finished or running)."""
+    steps = TrialSteps(study, cfg, space, num_classes=num_classes, count_cost=count_cost, prescreen=prescreen,
+                       after_trial=after_trial)
+    while run_trial(steps, evaluator) is not None:
+        pass
+
+
+def run_local(run: Run) -> None:
+    """This process and ``--workers - 1`` spawned ones run trials; a progress bar follows them."""
+    procs = start_extra_workers(run.cfg, run.cfg.workers - 1) if run.cfg.workers > 1 else []
+    try:
+        with TrialProgress(run.study, run.cfg) as progress:
+            def after_trial(trial: optuna.trial.FrozenTrial) -> None:
+                progress.update(trial)
+                write_trials_csv(run.study, run.cfg.run_dir / "trials.csv")  # readable while the run goes on
+
+            run_worker(run.study, run.cfg, run.space, run.evaluator, num_classes=run.num_classes,
+                       count_cost=run.count_cost, after_trial=after_trial, prescreen=run.prescreen)
+    finally:
+        for p in procs:
+            p.join()
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        print(f"warning: {len(failed)} worker process(es) exited with codes {failed}; see search.log", file=sys.stderr)
+
+
+def start_extra_workers(cfg: SearchConfig, n: int) -> list[mp.process.BaseProcess]:
+    """Start ``n`` worker processes (spawned: safe with torch and threads) on the run's study."""
+    ctx = mp.get_context("spawn")
+    procs = []
+    for i in range(n):
+        p = ctx.Process(target=_worker_main, args=(cfg, i + 1), name=f"seesaw-worker-{i + 1}")
+        p.start()
+        procs.append(p)
+    return procs
+
+
+def _worker_main(cfg: SearchConfig, index: int) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        run = open_run(cfg, worker_index=index)
+        run_worker(run.study, cfg, run.space, run.evaluator, num_classes=run.num_classes, count_cost=run.count_cost,
+                   prescreen=run.prescreen)

@@ -1,0 +1,82 @@
+"""What a run leaves in ``results/<name>/``: run.json, trials.csv, hypervolume.csv and the summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from search.engine.attributes import ATTR, trial_status
+from search.files import write_atomic
+from search.provenance import git_commit, package_versions
+
+TRIAL_COLUMNS = (
+    "number", "state", "status", "reference", "canonical_key", "params", "macs", "val_acc",
+    "val_loss", "train_time_s", "images_per_s", "duplicate_of", "failure", "prescreen_score",
+)
+
+
+def write_run_json(run_dir: Path, config: dict[str, Any], device: str, extra: dict[str, Any] | None = None) -> None:
+    """run.json: command line, config, seed, package versions, git commit, device. Resumes append."""
+    path = run_dir / "run.json"
+    entry = {
+        "argv": sys.argv,
+        "config": config,
+        "device": device,
+        "host": platform.node(),
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        **(extra or {}),
+    }
+    history = json.loads(path.read_text()).get("launches", []) if path.exists() else []
+    write_atomic(path, json.dumps({**entry, "launches": history + [entry]}, indent=2, default=str))
+
+
+def trial_row(t: FrozenTrial) -> dict[str, Any]:
+    a = t.user_attrs
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "status": trial_status(t),
+        "reference": a.get(ATTR.REFERENCE, ""),
+        "canonical_key": a.get(ATTR.KEY, ""),
+        "params": a.get(ATTR.PARAMS, ""),
+        "macs": a.get(ATTR.MACS, ""),
+        "val_acc": a.get(ATTR.VAL_ACC, ""),
+        "val_loss": a.get(ATTR.VAL_LOSS, ""),
+        "train_time_s": a.get(ATTR.TRAIN_TIME, ""),
+        "images_per_s": a.get(ATTR.IMAGES_PER_S, ""),
+        "duplicate_of": a.get(ATTR.DUPLICATE_OF, ""),
+        "failure": a.get(ATTR.FAILURE, ""),
+        "prescreen_score": a.get(ATTR.PRESCREEN_SCORE, ""),
+    }
+
+
+def write_trials_csv(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    write_csv(path, TRIAL_COLUMNS, rows)
+    return rows
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buf.getvalue())
+
+
+def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain aligned text table (hand-rolled: a dozen lines beat a dependency for the console)."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

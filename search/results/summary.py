@@ -1,0 +1,111 @@
+"""The end of a run: trials.csv, hypervolume, Pareto plot, best_block.yaml and the printed summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search.results.artifacts import format_table, write_csv, write_trials_csv
+from search.config import SearchConfig
+from search.results.export import export_trial
+from search.results.fidelity import describe_fidelity, find_fidelity
+from search.results.plots import write_hypervolume_plot, write_pareto_plot
+from search.results.pareto import feasible_trials, front_trials, hypervolume_by_budget, hypervolume_history, pick_trial
+from search.engine.attributes import ATTR, trial_status
+from search.engine.study import finished_count
+
+
+def hypervolume_reference_macs(study: optuna.Study, max_macs: int | None) -> float:
+    """MACs bound of the hypervolume: --max-macs, else 1.1x the costliest trained trial."""
+    if max_macs is not None:
+        return float(max_macs)
+    macs = [t.values[1] for t in feasible_trials(study)]
+    return 1.1 * max(macs) if macs else 1.0
+
+
+# Budgets at which the summary quotes the hypervolume (and always the last trial).
+HYPERVOLUME_KS = (10, 25, 50, 100, 200, 500, 1000)
+
+
+def hypervolume_milestones(history: list[float]) -> dict[int, float]:
+    """k -> hypervolume after k counted trials, at HYPERVOLUME_KS and the last k."""
+    ks = [k for k in HYPERVOLUME_KS if k < len(history)] + ([len(history)] if history else [])
+    return {k: history[k - 1] for k in ks}
+
+
+def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int, input_size: int, proxy: str,
+                    proxy_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    run_dir: Path = cfg.run_dir
+    rows = write_trials_csv(study, run_dir / "trials.csv")
+    trained = feasible_trials(study)
+    ref_macs = hypervolume_reference_macs(study, cfg.max_macs)
+    history = hypervolume_history(feasible_trials(study, cfg.max_macs), ref_macs)
+    write_csv(run_dir / "hypervolume.csv", ("trial", "hypervolume"),
+              [{"trial": n, "hypervolume": f"{hv:.6g}"} for n, hv in history])
+    files = []
+    try:
+        files = write_pareto_plot(study, run_dir, f"{cfg.name}: space {cfg.space}, {cfg.dataset}, proxy {proxy}", cfg.max_macs)
+        write_hypervolume_plot(history, run_dir / "hypervolume.html")
+    except ImportError as exc:
+        print(f"note: no plots ({exc})")
+    front = front_trials(study, cfg.max_macs)
+    best_path = None
+    if front:
+        best = pick_trial(front, cfg.pick)
+        best_path = run_dir / "best_block.yaml"
+        export_trial(best, best_path, pick=cfg.pick, run={
+            "name": cfg.name, "space": cfg.space, "dataset": cfg.dataset, "seed": cfg.seed,
+            "proxy": proxy, "num_classes": num_classes, "input_size": input_size})
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    summary = {
+        "finished": finished_count(study),
+        "budget": cfg.budget,
+        "statuses": statuses,
+        "front": [t.number for t in front],
+        "hypervolume": history[-1][1] if history else 0.0,
+        "hypervolume_by_trials": hypervolume_milestones(hypervolume_by_budget(study.get_trials(deepcopy=False), ref_macs)),
+        "fidelity": None,
+        "best_block": str(best_path) if best_path else None,
+        "files": [str(f) for f in files],
+    }
+    if proxy_config is not None:
+        entry = find_fidelity(proxy_config, cfg.space)
+        summary["fidelity"] = entry["correlations"]["proxy"] if entry else None
+        summary["fidelity_line"] = describe_fidelity(proxy, proxy_config, cfg.space)
+    print_summary(study, cfg, front, trained, summary)
+    return summary
+
+
+def print_summary(study: optuna.Study, cfg: SearchConfig, front: list, trained: list, summary: dict[str, Any]) -> None:
+    on_front = {t.number for t in front}
+    refs = [t for t in trained if t.user_attrs.get(ATTR.REFERENCE)]
+    shown = sorted({t.number: t for t in list(front) + refs}.values(), key=lambda t: t.values[1])
+    rows = [(
+        t.number,
+        t.user_attrs.get(ATTR.REFERENCE, ""),
+        f"{100 * t.values[0]:.2f}",
+        f"{t.values[1] / 1e6:.1f}",
+        f"{t.user_attrs.get(ATTR.PARAMS, 0) / 1e6:.2f}",
+        "*" if t.number in on_front else "",
+    ) for t in shown]
+    print()
+    print(f"search {cfg.name}: {summary['finished']}/{cfg.budget} trials finished "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(summary['statuses'].items()))})")
+    if rows:
+        print(format_table(rows, ("trial", "reference", "val_acc%", "MMACs", "Mparams", "front")))
+    print(f"hypervolume (val_acc x MMACs below {hypervolume_reference_macs(study, cfg.max_macs) / 1e6:.1f}M): "
+          f"{summary['hypervolume']:.4g}")
+    if summary["hypervolume_by_trials"]:
+        print("hypervolume after k trials: " + ", ".join(f"{k} -> {hv:.4g}" for k, hv in summary["hypervolume_by_trials"].items()))
+    if summary.get("fidelity_line"):
+        print(summary["fidelity_line"])
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if trial_status(t) in ("failed", "diverged")]
+    for t in failed[:5]:
+        print(f"  trial {t.number} {trial_status(t)}: {t.user_attrs.get(ATTR.FAILURE, '')}")
+    print(f"best block ({cfg.pick}): {summary['best_block'] or 'none (no trial finished with a result)'}")
+    print(f"results: {cfg.run_dir}/ (trials.csv, pareto.html, hypervolume.csv, run.json, search.log)")

@@ -1,0 +1,101 @@
+"""A whole search run: set up the run folder and study, run the executor, write every artifact.
+
+    run_search(SearchConfig(space="seesaw", budget=200))
+
+leaves in ``results/<name>/``: the study (``study.journal``), ``trials.csv``, ``pareto.html`` and
+``pareto.png``, ``hypervolume.csv``/``.html``, ``best_block.yaml``, ``run.json`` and ``search.log``;
+and prints a summary table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from search.config import SearchConfig
+from search.engine.session import Run, check_max_macs, open_run, proxy_name
+from search.engine.study import ask_lock, enqueue_references, finished_count, make_sampler, open_study, recover_stale_trials
+from search.engine.attributes import ATTR
+from search.errors import SearchError
+from search.executors import local, ray_tune
+from search.results.artifacts import write_run_json
+from search.results.export import export_trial
+from search.results.summary import write_artifacts
+from search.train.data import default_num_classes
+
+__all__ = ["export_trial_of_run", "finalize", "run_search"]
+
+
+def run_search(cfg: SearchConfig) -> dict[str, Any]:
+    """Run (or resume) a search to its budget and write every artifact; returns the summary."""
+    cfg.validate()
+    if cfg.executor == "ray":
+        ray_tune.preflight(cfg)  # settings and the cluster's address; Ray is not imported
+    run_dir = cfg.run_dir
+    if not cfg.resume and (run_dir / "study.journal").exists() and cfg.storage is None:
+        raise SearchError(f"{run_dir} already holds a search; pass --resume to continue it or --name for a new run")
+    run = open_run(cfg, create=True)
+    check_max_macs(run)
+    with ask_lock(cfg.run_dir):
+        recovered = recover_stale_trials(run.study)
+    if recovered:
+        print(f"resume: trials {recovered} were cut off by a dead process; their architectures run again")
+    added = enqueue_references(run.study, run.space.reference_params()) if cfg.references else 0
+    write_run_json(run_dir, cfg.to_dict(), run.device, {
+        "proxy_name": proxy_name(cfg, run.device), "proxy": dataclasses.asdict(run.proxy),
+        "num_classes": run.num_classes, "input_size": run.space.input_size,
+    })
+    done = finished_count(run.study)
+    print(f"search {cfg.name!r}: space {cfg.space} ({run.space.size():.2e} choices), {cfg.dataset}, "
+          f"device {run.device}, proxy {proxy_name(cfg, run.device)}, sampler {cfg.sampler}, "
+          f"{done}/{cfg.budget} trials done, {added} references enqueued; folder {run_dir}")
+    interrupted = False
+    try:
+        if cfg.executor == "ray":
+            ray_tune.run_ray(run)
+        else:
+            local.run_local(run)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: finished trials are saved; continue with --resume")
+    summary = finalize(run)
+    summary["interrupted"] = interrupted
+    return summary
+
+
+def finalize(run: Run) -> dict[str, Any]:
+    """Write trials.csv, plots, hypervolume, best_block.yaml; print and return the summary."""
+    return write_artifacts(run.study, run.cfg, num_classes=run.num_classes, input_size=run.space.input_size,
+                           proxy=proxy_name(run.cfg, run.device), proxy_config=dataclasses.asdict(run.proxy))
+
+
+def export_trial_of_run(cfg: SearchConfig, trial_number: int, out: Path | None = None) -> Path:
+    """``launch_search.py --export N --name RUN``: write trial N's architecture to YAML."""
+    run_dir = cfg.run_dir
+    if cfg.storage is None and not (run_dir / "study.journal").exists():
+        raise SearchError(f"no search in {run_dir}; pass the run's --name (and --results-dir) or --storage")
+    study = open_study(cfg.storage_url, cfg.name, make_sampler("random", 0), resume=True)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if trial_number not in trials:
+        raise SearchError(f"run {cfg.name!r} has no trial {trial_number}; it has trials 0..{max(trials, default=-1)}")
+    trial = trials[trial_number]
+    if ATTR.SPEC not in trial.user_attrs:
+        raise SearchError(f"trial {trial_number} has no architecture recorded (state {trial.state.name}); pick another")
+    path = out or run_dir / f"trial_{trial_number}.yaml"
+    export_trial(trial, path, run=_run_info(cfg), pick=f"trial {trial_number}")
+    return path
+
+
+def _run_info(cfg: SearchConfig) -> dict[str, Any]:
+    """What an export says about its run: from run.json when the run wrote one, else the config."""
+    info: dict[str, Any] = {"name": cfg.name, "space": cfg.space, "dataset": cfg.dataset, "seed": cfg.seed}
+    path = cfg.run_dir / "run.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        info.update(num_classes=saved.get("num_classes"), proxy=saved.get("proxy_name"))
+        info.update({k: saved["config"][k] for k in ("space", "dataset", "seed") if k in saved.get("config", {})})
+    if not info.get("num_classes"):
+        info["num_classes"] = default_num_classes(info["dataset"])
+    return info

@@ -1,0 +1,137 @@
+"""The command line's options, and the typed configs they become (nothing below the CLI sees argparse)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from search.config import EXECUTORS, PICKS, SearchConfig
+from search.engine.study import SAMPLERS
+from search.train.data import DATASETS
+
+__all__ = ["EXIT_USAGE", "FinalTrainConfig", "OneLineParser", "build_parser", "final_train_config", "macs_value",
+           "positive_int", "search_config"]
+
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def macs_value(text: str) -> int:
+    """'50M', '1.2G', '300000000' -> multiply-adds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a MAC count like 50M or 1.2G, got {text!r}")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog="launch_search.py",
+        description="Multi-objective NAS (validation accuracy up, MACs down) over efficient-CNN blocks.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    what = p.add_argument_group("what to do (default: run a search)")
+    what.add_argument("--references", dest="list_references", action="store_true", help="list the reference zoo with counted and published params/MACs")
+    what.add_argument("--json", action="store_true", help="with --references: print JSON")
+    what.add_argument("--describe", action="store_true", help="print the choices, size and cost range of --space")
+    what.add_argument("--export", type=int, metavar="TRIAL", help="export trial TRIAL of run --name to YAML")
+    what.add_argument("--final-train", metavar="YAML", help="train an exported architecture with the full recipe, report test accuracy")
+
+    s = p.add_argument_group("search")
+    s.add_argument("--space", default="seesaw", help="search space (seesaw, shufflenet)")
+    s.add_argument("--shared-block", action="store_true", help="one block shared by all stages instead of one per stage")
+    s.add_argument("--budget", type=positive_int, default=200, help="finished trials, resumed ones included")
+    s.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler")
+    s.add_argument("--max-macs", type=macs_value, default=None, help="hard MACs limit (e.g. 100M), checked before training")
+    s.add_argument("--no-references", dest="references", action="store_false", help="do not enqueue the space's references first")
+    s.add_argument("--pick", default="accuracy", choices=PICKS, help="which Pareto trial becomes best_block.yaml")
+    s.add_argument("--prescreen", default=None, metavar="PROXY",
+                   help="zero-cost pre-screen: synflow, jacob_cov, snip, grad_norm or vote; trains the best of each round")
+    s.add_argument("--prescreen-keep", type=float, default=0.25, metavar="RATIO",
+                   help="with --prescreen: train 1 of ceil(1/RATIO) sampled candidates per round")
+    s.add_argument("--seed", type=int, default=0, help="seed of sampler, split and training")
+    s.add_argument("--name", default=None, help="run folder results/NAME (default: SPACE-DATE-TIME)")
+    s.add_argument("--results-dir", default="results", help="parent folder of run folders")
+    s.add_argument("--resume", action="store_true", help="continue the run --name")
+    s.add_argument("--storage", default=None, help="Optuna storage URL (default: a journal file in the run folder; postgresql://... for several hosts)")
+
+    d = p.add_argument_group("data and proxy training")
+    d.add_argument("--dataset", default="cifar10", choices=DATASETS, help="training data")
+    d.add_argument("--data-dir", default="data", help="CIFAR download/cache folder, or an image folder / .zip for --dataset imagefolder")
+    d.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
+    d.add_argument("--proxy", default="auto", help="proxy preset: gpu, cpu, smoke (auto: gpu on CUDA, else cpu)")
+    d.add_argument("--epochs", type=float, default=None, help="override the preset's epochs")
+    d.add_argument("--train-subset", type=int, default=None, help="override the preset's number of training images")
+    d.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    d.add_argument("--width-scale", type=float, default=None, help="train a width-scaled proxy of each network")
+    d.add_argument("--recipe", default="seeds", help="--final-train recipe: seeds (400 epochs, Seesaw/IGCV3) or mobile")
+    d.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: cuda if available)")
+
+    x = p.add_argument_group("executors")
+    x.add_argument("--executor", default="local", choices=EXECUTORS, help="local processes or Ray Tune")
+    x.add_argument("--workers", type=positive_int, default=1, help="local worker processes sharing the study")
+    x.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
+    x.add_argument("--gpus-per-trial", type=float, default=None, help="Ray: GPUs per trial, fractional packs trials (default: 0.25 with a GPU, else 0)")
+    x.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per trial")
+    x.add_argument("--max-concurrent", type=int, default=0, help="Ray: most trials at once (0: as resources allow)")
+    x.add_argument("--max-retries", type=int, default=0, help="Ray: retries of a trial whose worker died")
+    x.add_argument("--scheduler", default=None, help="Ray: a trial scheduler (refused: see docs)")
+    return p
+
+
+# Options that override a field of the proxy preset (search.train.proxy.ProxyConfig).
+PROXY_OVERRIDES = ("epochs", "train_subset", "batch_size", "width_scale")
+
+
+def search_config(args: argparse.Namespace) -> SearchConfig:
+    """The search's settings from the parsed options: every option named like a SearchConfig field."""
+    values: dict[str, Any] = {f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig)
+                              if hasattr(args, f.name)}
+    values["name"] = args.name or f"{args.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    values["proxy_overrides"] = {k: getattr(args, k) for k in PROXY_OVERRIDES if getattr(args, k) is not None}
+    values["gpus_per_trial"] = args.gpus_per_trial if args.gpus_per_trial is not None else -1.0  # -1: auto
+    return SearchConfig(**values)
+
+
+@dataclass(frozen=True)
+class FinalTrainConfig:
+    """``--final-train YAML``: which export, which recipe (with overrides), which data, where."""
+
+    path: str
+    recipe: str = "seeds"
+    epochs: float | None = None  # overrides the recipe's
+    batch_size: int | None = None  # overrides the recipe's
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    val_size: int = 5000
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str | None = None  # default: final_<yaml stem> beside the YAML
+
+
+def final_train_config(args: argparse.Namespace) -> FinalTrainConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(FinalTrainConfig) if hasattr(args, f.name)}
+    out_dir = str(Path(args.results_dir) / args.name) if args.name else None
+    return FinalTrainConfig(**{**values, "path": args.final_train, "out_dir": out_dir})
