@@ -75,7 +75,7 @@ def measure(executor: str, trials: int, results_dir: str) -> dict[str, float]:
     import search.engine.trial
     import search.train.evaluator
     from search.runner import run_search
-    from search.engine.attributes import counted
+    from search.engine.attributes import ATTR, counted
     from search.engine.study import make_sampler, open_study
 
     cfg = SearchConfig(
@@ -99,11 +99,11 @@ def measure(executor: str, trials: int, results_dir: str) -> dict[str, float]:
         evaluate_s = ray_worker_seconds(cfg.run_dir)
     study = open_study(cfg.storage_url, cfg.name, make_sampler("random", 0), resume=True)
     done = sorted((t for t in study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.datetime_complete)
-    assert len(done) == trials and all(t.user_attrs["status"] == "ok" for t in done), "a trial failed"
+    assert len(done) == trials and all(t.user_attrs[ATTR.STATUS] == "ok" for t in done), "a trial failed"
     rows = []
     for before, t in zip(done, done[1:]):
         wall = t.datetime_complete.timestamp() - before.datetime_complete.timestamp()
-        rows.append((wall, propose_s[t.number], evaluate_s[t.number], t.user_attrs["metric_train_time_s"]))
+        rows.append((wall, propose_s[t.number], evaluate_s[t.number], t.user_attrs[ATTR.TRAIN_TIME]))
     return {
         "first_s": done[0].datetime_complete.timestamp() - start,
         "wall_s": statistics.median(r[0] for r in rows),

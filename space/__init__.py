@@ -3,42 +3,7 @@
 Nothing here imports torch: specs are plain data that cross process boundaries.
 """
 
-from space.spec import (
-    ACTIVATIONS,
-    ATTENTION_KINDS,
-    ArchSpec,
-    AttentionSpec,
-    BasicBlockSpec,
-    BlockSpec,
-    BottleneckSpec,
-    HeadSpec,
-    InvertedResidualSpec,
-    ShuffleUnitSpec,
-    SpecError,
-    StageSpec,
-    StemSpec,
-    WeightNetSpec,
-    format_split,
-    parse_split,
-    split_channels,
-)
+from space import spec as _spec
+from space.spec import *  # noqa: F401,F403 - the spec's public names are the package's
 
-__all__ = [
-    "ACTIVATIONS",
-    "ATTENTION_KINDS",
-    "ArchSpec",
-    "AttentionSpec",
-    "BasicBlockSpec",
-    "BlockSpec",
-    "BottleneckSpec",
-    "HeadSpec",
-    "InvertedResidualSpec",
-    "ShuffleUnitSpec",
-    "SpecError",
-    "StageSpec",
-    "StemSpec",
-    "WeightNetSpec",
-    "format_split",
-    "parse_split",
-    "split_channels",
-]
+__all__ = list(_spec.__all__)

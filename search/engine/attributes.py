@@ -27,10 +27,10 @@ class ATTR:
     HOST = "host"
     PID = "pid"
     METRIC_PREFIX = "metric_"  # + a training metric: metric_val_acc, metric_train_time_s, ...
-    VAL_ACC = "metric_val_acc"
-    VAL_LOSS = "metric_val_loss"
-    TRAIN_TIME = "metric_train_time_s"
-    IMAGES_PER_S = "metric_images_per_s"
+    VAL_ACC = METRIC_PREFIX + "val_acc"
+    VAL_LOSS = METRIC_PREFIX + "val_loss"
+    TRAIN_TIME = METRIC_PREFIX + "train_time_s"
+    IMAGES_PER_S = METRIC_PREFIX + "images_per_s"
     PRESCREEN_SCORE = "prescreen_score"  # with --prescreen (search/engine/prescreen.py)
 
 

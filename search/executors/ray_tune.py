@@ -250,7 +250,7 @@ def unpack_result(result: dict[str, Any] | None) -> dict[str, Any] | None:
 @functools.cache
 def study_searcher_class() -> type:
     """``StudySearcher``: Tune's ``Searcher`` with our steps (built on first use; Ray loads only here)."""
-    from ray.tune.search import Searcher
+    from ray.tune.search import Searcher  # Ray is optional and heavy: imported only when the executor runs
 
     class StudySearcher(StudySteps, Searcher):
         __doc__ = StudySteps.__doc__
@@ -378,7 +378,7 @@ class _DropTrialsDidNotComplete(logging.Filter):
 def error_messages_class() -> type:
     """A Tune callback that hands Ray's message about a dead trial to the searcher (which Tune
     tells first, without the message)."""
-    from ray.tune import Callback
+    from ray.tune import Callback  # optional, heavy: see study_searcher_class
 
     class TrialErrorMessages(Callback):
         def __init__(self, searcher: StudySteps) -> None:
@@ -405,7 +405,7 @@ def set_ray_environment(local: bool) -> None:
 
 def connect(cfg: SearchConfig) -> bool:
     """Join --ray-address, or start a private local instance; returns whether we must shut it down."""
-    import ray
+    import ray  # optional, heavy: see study_searcher_class
 
     if ray.is_initialized():  # a caller (a notebook, a test) manages Ray itself
         return False
@@ -429,7 +429,7 @@ def run_ray(run: "Run") -> None:
     cfg = run.cfg
     preflight(cfg)
     set_ray_environment(local=cfg.ray_address is None)
-    import ray
+    import ray  # optional, heavy: imported after set_ray_environment, which Ray reads at import
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 

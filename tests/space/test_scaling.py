@@ -6,15 +6,8 @@ import pytest
 
 from space.scaling import scale_width
 from space.spec import (
-    ArchSpec,
-    AttentionSpec,
-    BottleneckSpec,
-    HeadSpec,
-    InvertedResidualSpec,
-    ShuffleUnitSpec,
-    SpecError,
-    StageSpec,
-    StemSpec,
+    ArchSpec, AttentionSpec, BottleneckSpec, HeadSpec, InvertedResidualSpec, ShuffleUnitSpec, SpecError,
+    StageSpec, StemSpec
 )
 
 Q = (Fraction(1, 4), Fraction(3, 4))

@@ -5,17 +5,8 @@ from fractions import Fraction as F
 import pytest
 
 from space import (
-    ArchSpec,
-    AttentionSpec,
-    HeadSpec,
-    InvertedResidualSpec,
-    ShuffleUnitSpec,
-    SpecError,
-    StageSpec,
-    StemSpec,
-    format_split,
-    parse_split,
-    split_channels,
+    ArchSpec, AttentionSpec, HeadSpec, InvertedResidualSpec, ShuffleUnitSpec, SpecError, StageSpec, StemSpec,
+    format_split, parse_split, split_channels
 )
 
 SEESAW = InvertedResidualSpec(pw1_split=(F(1, 4), F(3, 4)), pw2_split=(F(1, 4), F(3, 4)), pw1_act="none", shuffle="pw1")
