@@ -25,6 +25,7 @@ __all__ = [
     "ShuffleWidths",
     "WEIGHTNET_WIDTHS",
     "shufflenetv2",
+    "torchvision_shufflenetv2",
 ]
 
 STAGE_REPEATS = (4, 8, 4)
@@ -74,6 +75,17 @@ def shufflenetv2(widths: ShuffleWidths, unit: ShuffleUnitSpec = ShuffleUnitSpec(
         head=HeadSpec(channels=widths.last_conv, act="relu", dropout=widths.dropout, conv_bias=widths.conv_bias,
                       classifier_bias=widths.classifier_bias),
     )
+
+
+def torchvision_shufflenetv2(width: str) -> ArchSpec:
+    """torchvision's ``shufflenet_v2_x*``: the official widths on the torchvision layout (each
+    branch out/2, shuffle after the concat), FC with a bias, no dropout. Not a reference row (it is
+    no seed's network); ``blocks.convert`` loads its published weights into it."""
+    if width not in SHUFFLENETV2_WIDTHS:
+        raise ValueError(f"unknown width {width!r}; valid: {', '.join(SHUFFLENETV2_WIDTHS)}")
+    official = SHUFFLENETV2_WIDTHS[width]
+    widths = ShuffleWidths(official.stages, official.last_conv)
+    return shufflenetv2(widths, ShuffleUnitSpec(layout="torchvision"))
 
 
 # ----------------------------------------------------------------------------- registrations
