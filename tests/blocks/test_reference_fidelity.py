@@ -52,7 +52,7 @@ def test_megvii_stride1_unit_routes_odd_channels_to_main_and_even_to_identity(wi
 # ----------------------------------------------------------------------------- 2. megvii classifier
 
 
-@pytest.mark.parametrize("width, official", zip(WIDTHS, (1_365_792, 2_278_760, 3_506_720, 7_402_600)))
+@pytest.mark.parametrize("width, official", list(zip(WIDTHS, (1_365_792, 2_278_760, 3_506_720, 7_402_600))))
 def test_megvii_shufflenetv2_has_a_bias_free_classifier_and_the_official_count(width, official):
     model = build_model(get_reference(f"shufflenetv2_{width}_imagenet").spec, 1000)
     assert model.classifier.bias is None
