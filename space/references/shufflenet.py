@@ -111,8 +111,8 @@ GAPS = {
     "shufflenetv2_0.5_imagenet": (0.02, SHUFFLENET_0_5_GAP),
     "shufflenetv2_0.5_weightnet_baseline": (0.02, SHUFFLENET_0_5_GAP),
     "weightnet_shufflenetv2_2.0_imagenet": (0.02, (
-        "6.197M params / 561.4M MACs from the official MegEngine structure; no counting convention or width "
-        "variant tried gives both 6.1M and 562M (weights without BN and biases: 6.12M)")),
+        "6.198M params / 561.4M MACs from the official MegEngine structure; no counting convention or width "
+        "variant tried gives both 6.1M and 562M (conv and FC weights only, no BN or biases: 6.14M)")),
 }
 
 
