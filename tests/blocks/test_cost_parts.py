@@ -15,6 +15,7 @@ def whole_network_cost(spec, num_classes, input_size):
     return count_module_cost(model, input_size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_part_sum_equals_whole_network_count_for_every_reference(name):
     ref = REFERENCES[name]
@@ -22,13 +23,14 @@ def test_part_sum_equals_whole_network_count_for_every_reference(name):
         ref.spec, ref.num_classes, ref.input_size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SPACES))
 @pytest.mark.parametrize("shared", [False, True])
 def test_part_sum_equals_whole_network_count_for_space_samples(name, shared):
     space = get_space(name, shared_block=shared)
-    for spec in space.random_specs(4, seed=11):
-        for num_classes, size in ((10, space.input_size), (100, 48)):
-            assert count_cost(spec, num_classes, size) == whole_network_cost(spec, num_classes, size)
+    for i, spec in enumerate(space.random_specs(3, seed=11)):
+        num_classes, size = (100, 48) if i == 0 else (10, space.input_size)  # an odd resolution once
+        assert count_cost(spec, num_classes, size) == whole_network_cost(spec, num_classes, size)
 
 
 def test_a_stage_of_identical_blocks_is_counted_once():

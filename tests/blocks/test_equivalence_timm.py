@@ -107,6 +107,7 @@ def with_attention(spec, kind):
     return dataclasses.replace(spec, stages=stages)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["se", "cbam", "gc", "eca", "sk"])
 def test_timm_resnet50_with_attention_equals_ours(kind):
     if kind == "sk":

@@ -54,6 +54,7 @@ def assert_equivalent(theirs: torch.nn.Module, ours: torch.nn.Module, source: st
     assert (expected - nudged).abs().max().item() > 1e3 * TOL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50", "resnet101",
                                   "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"])
 def test_torchvision_network_equals_ours_after_weight_transfer(name):

@@ -49,12 +49,25 @@ def test_reference_registry_refuses_a_duplicate_name():
     assert REFERENCES[name] is before
 
 
-@pytest.mark.parametrize("module", ["blocks.inverted_residual", "blocks.resnet", "blocks.shufflenet",
-                                    "blocks.attention.se", "blocks.cost", "blocks.model", "blocks.convert"])
-def test_each_block_module_imports_first_without_a_cycle(module):
-    """Importing any module first, in a fresh interpreter, works and fills the block registry."""
-    code = f"import {module}, blocks.registry as r; assert set(r.BLOCK_BUILDERS) >= {{'inverted_residual', 'bottleneck', 'basic', 'shuffle_unit'}}"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+MODULES = ["blocks.inverted_residual", "blocks.resnet", "blocks.shufflenet", "blocks.attention.se",
+           "blocks.cost", "blocks.model", "blocks.convert"]
+FRESH_IMPORTS = """
+import importlib, sys
+import torch  # loaded once; only our packages are imported afresh
+for module in sys.argv[1:]:
+    for name in [n for n in sys.modules if n.split(".")[0] in ("blocks", "space")]:
+        del sys.modules[name]
+    importlib.import_module(module)
+    registry = importlib.import_module("blocks.registry")
+    missing = {"inverted_residual", "bottleneck", "basic", "shuffle_unit"} - set(registry.BLOCK_BUILDERS)
+    assert not missing, (module, missing)
+"""
+
+
+def test_each_block_module_imports_first_without_a_cycle():
+    """Importing any module first, into an interpreter without our packages, works and fills the
+    block registry."""
+    done = subprocess.run([sys.executable, "-c", FRESH_IMPORTS, *MODULES], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr.splitlines()[-1:]
 
 
