@@ -3,7 +3,8 @@
 from blocks.attention import create_attention
 from blocks.cost import Cost, count_cost, count_module_cost
 from blocks.layers import ConvBNAct, make_act
-from blocks.model import Network, build_block, build_model, register_block
+from blocks.model import Network, build_model
+from blocks.registry import build_block, register_block
 
 __all__ = [
     "ConvBNAct",

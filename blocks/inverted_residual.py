@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from blocks.attention import create_attention
 from blocks.layers import ConvBNAct, make_act
-from blocks.model import register_block
+from blocks.registry import register_block
 from blocks.pointwise import UnevenPointwise
 from blocks.shuffle import ChannelShuffle, ChannelUnshuffle
 from space.spec import InvertedResidualSpec, Split

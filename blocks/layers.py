@@ -23,7 +23,7 @@ def make_act(name: str) -> nn.Module:
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias) + BatchNorm2d + activation; padding keeps 'same' size at stride 1."""
+    """Conv2d (bias-free unless asked) + BatchNorm2d + activation; padding keeps 'same' size at stride 1."""
 
     def __init__(
         self,
@@ -34,10 +34,11 @@ class ConvBNAct(nn.Sequential):
         groups: int = 1,
         act: str = "relu",
         dilation: int = 1,
+        bias: bool = False,
     ) -> None:
         padding = dilation * (kernel - 1) // 2
         super().__init__(
-            nn.Conv2d(in_ch, out_ch, kernel, stride, padding, dilation=dilation, groups=groups, bias=False),
+            nn.Conv2d(in_ch, out_ch, kernel, stride, padding, dilation=dilation, groups=groups, bias=bias),
             nn.BatchNorm2d(out_ch),
             make_act(act),
         )

@@ -18,7 +18,7 @@ import torch.nn as nn
 from blocks.attention import create_attention
 from blocks.attention.se import reduced_channels
 from blocks.layers import ConvBNAct
-from blocks.model import register_block
+from blocks.registry import register_block
 from space.spec import BasicBlockSpec, BottleneckSpec
 
 SK_GROUPS = 32  # groups of SK*'s second 3x3 branch
@@ -97,9 +97,12 @@ class Bottleneck(nn.Module):
         else:
             raise ValueError(f"unknown bottleneck conv {conv!r}; valid: dense, sk")
         self.conv3 = ConvBNAct(mid_ch, out_ch, 1, act="none")
-        self.downsample = make_downsample(in_ch, out_ch, stride)
-        init_resnet_weights(self.conv1, self.conv2, self.conv3, self.downsample)
+        downsample = make_downsample(in_ch, out_ch, stride)
+        init_resnet_weights(self.conv1, self.conv2, self.conv3, downsample)
+        # Registered before the shortcut, as timm's ``se`` (torchvision's blocks have none): a
+        # timm or torchvision state dict then loads in order (blocks.convert).
         self.attention = attention if attention is not None else nn.Identity()
+        self.downsample = downsample
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,9 +118,10 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvBNAct(in_ch, out_ch, 3, stride, act="relu")
         self.conv2 = ConvBNAct(out_ch, out_ch, 3, act="none")
-        self.downsample = make_downsample(in_ch, out_ch, stride)
-        init_resnet_weights(self.conv1, self.conv2, self.downsample)
-        self.attention = attention if attention is not None else nn.Identity()
+        downsample = make_downsample(in_ch, out_ch, stride)
+        init_resnet_weights(self.conv1, self.conv2, downsample)
+        self.attention = attention if attention is not None else nn.Identity()  # before the shortcut, as timm
+        self.downsample = downsample
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

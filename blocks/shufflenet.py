@@ -1,16 +1,29 @@
 """The ShuffleNetV2 unit (Ma et al. 2018; REFERENCE_MODELS.md s.2), with optional WeightNet convs
 (s.4) and attention on the concatenated output (SE-ShuffleNetV2, s.3).
 
-    stride 1: [identity | main] = split(x)                 stride 2: identity = main = x
+    stride 1: [identity | main] = split(route(x))           stride 2: identity = main = x
               main    = 1x1+BN+ReLU, dw kxk/s+BN, 1x1+BN+ReLU
               project = nothing (stride 1) | dw kxk/2+BN, 1x1+BN+ReLU (stride 2)
               out     = shuffle(attention(cat[project(identity), main(main)]))
 
-Widths follow the official megvii code: the main branch's middle width is out_ch // 2; its output
-and the projection's output come from ``ShuffleUnitSpec.branch_channels`` (megvii: the projection
-keeps C_in, main gives out - C_in; torchvision: out/2 each). The megvii code splits with a
-shuffle at the start of the next unit; shuffling after the concat and splitting contiguously is the
-same network up to a fixed channel order (torchvision's form).
+Widths follow the official code: the main branch's middle width is out_ch // 2; its output and the
+projection's come from ``ShuffleUnitSpec.branch_channels`` (megvii: the projection keeps C_in, main
+gives out - C_in; torchvision: out/2 each).
+
+Where the channel permutation sits is part of the layout, and it matters for function, not only for
+the channel order:
+
+- ``torchvision`` (torchvision's ``InvertedResidual``, PytorchInsight's SE-ShuffleNetV2): split
+  contiguously, shuffle g=``shuffle_groups`` after the concat (``route`` is the identity).
+- ``megvii`` (the official ShuffleNet-Series and WeightNet code): no shuffle after the concat; a
+  stride-1 unit starts by de-interleaving its input (``route`` = ``channel_unshuffle(x, g)``: even
+  channels to the identity, odd ones to the main branch for g=2). After a stride-2 unit
+  ([projection C_in | main out-C_in]) the next main branch so reads C_in/2 projection channels and
+  (out-C_in)/2 main ones: 12 + 46 at 1.0x. Shuffling after the concat instead would feed it 0 + 58,
+  which no channel order turns into the official network (only at 0.5x are the two equivalent).
+
+Submodules register as torchvision does (projection ``branch1`` before main ``branch2``), so a
+torchvision state dict loads in order (``blocks.convert``).
 
 With ``spec.weightnet`` every conv of the unit is generated per sample from one ``x_gap`` (GAP of
 the main-branch input -> 1x1 -> max(16, C/16)), shared by the unit, as in the official WeightNet code.
@@ -23,8 +36,8 @@ import torch.nn as nn
 
 from blocks.attention import create_attention
 from blocks.layers import make_act
-from blocks.model import register_block
-from blocks.shuffle import ChannelShuffle
+from blocks.registry import register_block
+from blocks.shuffle import ChannelShuffle, ChannelUnshuffle
 from blocks.weightnet import WeightNetConv, WeightNetDWConv, WeightNetGap
 from space.spec import ShuffleUnitSpec, WeightNetSpec
 
@@ -88,11 +101,12 @@ class ShuffleUnit(nn.Module):
         self.gap = WeightNetGap(main_in) if wn is not None else None
         gap_ch = self.gap.out_channels if self.gap is not None else 0
         conv = dict(weightnet=wn, gap_channels=gap_ch)
-        self.main = UnitBranch([
-            UnitConv(main_in, mid, 1, 1, "relu", **conv),
-            UnitConv(mid, mid, k, stride, "none", depthwise=True, **conv),
-            UnitConv(mid, main_out, 1, 1, "relu", **conv),
-        ])
+        g = spec.shuffle_groups
+        megvii = spec.layout == "megvii"
+        # megvii routes the input of a stride-1 unit (see the module docstring); torchvision shuffles
+        # the output of every unit.
+        self.route = ChannelUnshuffle(g) if megvii and stride == 1 and g > 1 else nn.Identity()
+        # The projection registers first, as torchvision's branch1 (state dicts load in order).
         if stride == 1:
             self.project = UnitBranch()
         else:
@@ -100,11 +114,17 @@ class ShuffleUnit(nn.Module):
                 UnitConv(in_ch, in_ch, k, stride, "none", depthwise=True, **conv),
                 UnitConv(in_ch, proj_out, 1, 1, "relu", **conv),
             ])
+        self.main = UnitBranch([
+            UnitConv(main_in, mid, 1, 1, "relu", **conv),
+            UnitConv(mid, mid, k, stride, "none", depthwise=True, **conv),
+            UnitConv(mid, main_out, 1, 1, "relu", **conv),
+        ])
         self.attention = create_attention(spec.attention, out_ch)
-        self.shuffle = ChannelShuffle(spec.shuffle_groups) if spec.shuffle_groups > 1 else nn.Identity()
+        self.shuffle = ChannelShuffle(g) if not megvii and g > 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
+            x = self.route(x)
             identity, main = x[:, : self.keep], x[:, self.keep :]
         else:
             identity = main = x

@@ -116,6 +116,12 @@ def _check_split_fits(split: Split, channels: int, path: str) -> None:
 # ----------------------------------------------------------------------------- parts
 
 
+def _added(default: bool) -> Any:
+    """A field added after canonical keys were published: ``to_dict`` leaves it out while it holds
+    its default, so the keys (and result caches) of every spec written before it stay the same."""
+    return field(default=default, metadata={"omit_at_default": True})
+
+
 def _check_choice(value: str, choices: tuple[str, ...], path: str) -> None:
     if value not in choices:
         _fail(path, f"unknown value {value!r}; valid: {', '.join(choices)}")
@@ -187,6 +193,7 @@ class StemSpec:
     stride: int = 1
     act: str = "relu6"
     maxpool: bool = False  # 3x3 stride-2 max-pool after the conv (ShuffleNetV2, ResNet)
+    conv_bias: bool = _added(False)  # the conv carries a bias (WeightNet's MegEngine code)
 
     def validate(self, path: str = "stem") -> None:
         _check_positive(self.channels, f"{path}.channels")
@@ -200,6 +207,12 @@ class HeadSpec:
     channels: int = 1280  # conv1x1 + BN + act before pooling; 0 = no head conv (ResNet)
     act: str = "relu6"
     dropout: float = 0.0
+    conv_bias: bool = _added(False)  # the head conv carries a bias (WeightNet's MegEngine code)
+    classifier_bias: bool = _added(True)  # False: megvii's ShuffleNetV2 has a bias-free FC
+
+    def __post_init__(self) -> None:
+        if not self.channels:  # canonical form: no head conv, no bias for it
+            object.__setattr__(self, "conv_bias", False)
 
     def validate(self, path: str = "head") -> None:
         _check_positive(self.channels, f"{path}.channels", allow_zero=True)
@@ -514,7 +527,10 @@ def _to_plain(obj: Any) -> Any:
         if isinstance(kind, str):
             out["kind"] = kind
         for f in dataclasses.fields(obj):
-            out[f.name] = _to_plain(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            if f.metadata.get("omit_at_default") and value == f.default:
+                continue
+            out[f.name] = _to_plain(value)
         return out
     if isinstance(obj, tuple) and obj and all(isinstance(x, Fraction) for x in obj):
         return format_split(obj)
@@ -531,6 +547,20 @@ def _known_keys(data: Mapping[str, Any], allowed: tuple[str, ...] | list[str], p
 
 _SPLIT_FIELDS = {"pw1_split", "pw2_split", "split"}
 _NESTED = {"attention": AttentionSpec, "post_attention": AttentionSpec, "weightnet": WeightNetSpec}
+
+
+# The codec is hand-written on purpose, not pydantic (installed here, but no requirement of ours):
+# - ``space`` is imported by every Ray worker, the CLI and the Optuna adapter and must stay light,
+#   with no dependency beyond the standard library (pyyaml only for YAML);
+# - the specs are plain frozen dataclasses with ``Fraction`` splits, canonicalising
+#   ``__post_init__``s and a tagged block union; pydantic would need its own models or adapters and
+#   a translation of its error reports into our one-line "field.path: expected ..., got ..." form;
+# - what it replaces is small: type checks for four scalar types (``_coerce``), split parsing and
+#   two nested kinds, about 60 lines with the error messages.
+# Field annotations are strings here (``from __future__ import annotations``), so a scalar field's
+# ``dataclasses.Field.type`` is its type's name ("int", "bool", ...); ``_SCALARS`` lists the ones
+# ``_coerce`` checks, and every other field is handled by name (splits, nested specs).
+_SCALARS = ("bool", "int", "float", "str")
 
 
 def _simple_from_dict(cls: type, data: Any, path: str) -> Any:
@@ -550,8 +580,9 @@ def _simple_from_dict(cls: type, data: Any, path: str) -> Any:
         elif name in _NESTED:
             kwargs[name] = _simple_from_dict(_NESTED[name], value, sub)
         else:
-            expected = fields[name].type
-            kwargs[name] = _coerce(value, str(expected), sub)
+            type_name = fields[name].type
+            assert type_name in _SCALARS, f"{cls.__name__}.{name}: no decoder for type {type_name!r}"
+            kwargs[name] = _coerce(value, type_name, sub)
     try:
         return cls(**kwargs)
     except TypeError as exc:  # pragma: no cover - guarded by _known_keys

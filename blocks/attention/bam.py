@@ -1,11 +1,13 @@
 """Bottleneck Attention Module (Park et al., "BAM: Bottleneck Attention Module", BMVC 2018).
 
-Placed at stage boundaries, not in every block: out = x * (1 + sigmoid(Mc(x) + Ms(x))).
+Placed at stage boundaries, not in every block: out = x * (1 + sigmoid(Mc(x) * Ms(x))).
   Mc: GAP -> Linear(C, C/r) + BN1d + ReLU -> Linear(C/r, C)                      (N, C, 1, 1)
   Ms: 1x1 C->C/r + BN + ReLU -> 2 x [3x3 dilation 4 + BN + ReLU] -> 1x1 C/r->1   (N, 1, H, W)
 Every conv and Linear has a bias (BAM-ResNet-50: 25.92M parameters). The two maps are combined by
-a broadcast sum, as the paper writes it (the official code and PytorchInsight multiply them;
-the parameter count is the same either way).
+a broadcast product, as the seed code does (PytorchInsight's ``resnet_bam.py`` and the authors'
+official code: ``1 + sigmoid(channel_att(x) * spatial_att(x))``). The paper and REFERENCE_MODELS.md
+write a sum; the parameter count is the same either way, the function is not, and the published
+BAM-ResNet numbers come from the code.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from blocks.attention import register_attention
+from blocks.attention.registry import register_attention
 from blocks.attention.se import reduced_channels
 from space.spec import AttentionSpec
 
@@ -46,7 +48,7 @@ class BAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mc = self.channel(x.mean(dim=(2, 3)))[:, :, None, None]
         ms = self.spatial(x)
-        return x * (1 + torch.sigmoid(mc + ms))
+        return x * (1 + torch.sigmoid(mc * ms))
 
 
 @register_attention("bam")

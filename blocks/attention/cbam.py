@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from blocks.attention import register_attention
+from blocks.attention.registry import register_attention
 from blocks.attention.se import reduced_channels
 from blocks.layers import ConvBNAct
 from space.spec import AttentionSpec

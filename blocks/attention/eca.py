@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from blocks.attention import register_attention
+from blocks.attention.registry import register_attention
 from space.spec import AttentionSpec
 
 

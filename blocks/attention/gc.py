@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from blocks.attention import register_attention
+from blocks.attention.registry import register_attention
 from blocks.attention.se import reduced_channels
 from space.spec import AttentionSpec
 

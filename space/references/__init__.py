@@ -22,7 +22,8 @@ class Published:
     A faithful structure (the official code's) sometimes cannot reproduce a printed number: the
     paper's counter differed or its rounding is inconsistent. Such a row says why in ``gap`` and
     allows a relative ``tolerance``; rows read off a plot get one too. Every other row must
-    round to the printed value exactly.
+    round to the printed value exactly. A row that cannot be matched against its seed code
+    (none exists, or it differs on purpose) also says why in ``gap``, with no tolerance.
     """
 
     params_m: str | None = None

@@ -67,12 +67,20 @@ def resnet(depth: int, variant: str = "") -> ArchSpec:
     )
 
 
+# Rows with no seed network to compare against, and why.
+GAPS = {
+    "gc": "no seed network: PytorchInsight has neither GC-ResNet code nor numbers; GCNet's ContextBlock "
+          "(attention pooling, channel_add, r=16, LayerNorm eps 1e-5) sits after the last BN of every bottleneck "
+          "as PytorchInsight places SE; the block equals timm's GlobalContext configured alike",
+}
+
+
 def _register_all() -> None:
     for variant, rows in PUBLISHED.items():
         for depth, (params_m, top1) in rows.items():
             prefix = f"{variant}_" if variant else ""
             source = SOURCE if params_m is not None else "no published numbers (not in PytorchInsight's table)"
-            published = Published(params_m=params_m, top1=top1, source=source)
+            published = Published(params_m=params_m, top1=top1, source=source, gap=GAPS.get(variant, ""))
             register(f"{prefix}resnet{depth}_imagenet", "imagenet", published)(partial(resnet, depth, variant))
 
 

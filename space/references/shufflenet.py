@@ -18,11 +18,14 @@ from space.references import Published, register
 from space.spec import ArchSpec, AttentionSpec, HeadSpec, ShuffleUnitSpec, StageSpec, StemSpec, WeightNetSpec
 
 __all__ = [
+    "PYTORCHINSIGHT_WIDTHS",
+    "SE_SHUFFLENETV2_UNIT",
     "SHUFFLENETV2_WIDTHS",
     "STAGE_REPEATS",
     "ShuffleWidths",
     "WEIGHTNET_WIDTHS",
     "shufflenetv2",
+    "torchvision_shufflenetv2",
 ]
 
 STAGE_REPEATS = (4, 8, 4)
@@ -31,38 +34,58 @@ STEM_CHANNELS = 24
 
 @dataclass(frozen=True)
 class ShuffleWidths:
-    """One width multiplier of a ShuffleNetV2 table: the three stage widths, the last conv, dropout."""
+    """One width multiplier of one codebase's ShuffleNetV2 table: the three stage widths, the last
+    conv, dropout, and that code's biases (which change the parameter count, not the layout)."""
 
     stages: tuple[int, int, int]
     last_conv: int
     dropout: float = 0.0
+    conv_bias: bool = False  # stem conv and last conv carry a bias (WeightNet's MegEngine code)
+    classifier_bias: bool = True  # megvii's official code: a bias-free FC
 
 
-SHUFFLENETV2_WIDTHS = {  # official megvii ShuffleNet-Series
-    "0.5": ShuffleWidths((48, 96, 192), 1024),
-    "1.0": ShuffleWidths((116, 232, 464), 1024),
-    "1.5": ShuffleWidths((176, 352, 704), 1024),
-    "2.0": ShuffleWidths((244, 488, 976), 2048, dropout=0.2),
+SHUFFLENETV2_WIDTHS = {  # official megvii ShuffleNet-Series: bias-free convs and FC
+    "0.5": ShuffleWidths((48, 96, 192), 1024, classifier_bias=False),
+    "1.0": ShuffleWidths((116, 232, 464), 1024, classifier_bias=False),
+    "1.5": ShuffleWidths((176, 352, 704), 1024, classifier_bias=False),
+    "2.0": ShuffleWidths((244, 488, 976), 2048, dropout=0.2, classifier_bias=False),
 }
-WEIGHTNET_WIDTHS = {  # WeightNet's baselines: widths reduced to compare at equal FLOPs
-    "0.5": ShuffleWidths((48, 96, 192), 1024),
-    "1.0": ShuffleWidths((112, 224, 448), 1024),
-    "1.5": ShuffleWidths((176, 352, 704), 1024),
-    "2.0": ShuffleWidths((248, 496, 992), 1024, dropout=0.2),
+WEIGHTNET_WIDTHS = {  # WeightNet's baselines: widths reduced to compare at equal FLOPs; its code
+    # keeps the stem conv, the last conv and the FC static with a bias (REFERENCE_MODELS.md s.4)
+    "0.5": ShuffleWidths((48, 96, 192), 1024, conv_bias=True),
+    "1.0": ShuffleWidths((112, 224, 448), 1024, conv_bias=True),
+    "1.5": ShuffleWidths((176, 352, 704), 1024, conv_bias=True),
+    "2.0": ShuffleWidths((248, 496, 992), 1024, dropout=0.2, conv_bias=True),
+}
+PYTORCHINSIGHT_WIDTHS = {  # PytorchInsight's (torchvision-style) ShuffleNetV2: FC with a bias
+    "1.0": ShuffleWidths((116, 232, 464), 1024),
 }
 
 
 def shufflenetv2(widths: ShuffleWidths, unit: ShuffleUnitSpec = ShuffleUnitSpec()) -> ArchSpec:
-    """A ShuffleNetV2 network of ``widths`` built from ``unit`` (megvii layout by default)."""
+    """A ShuffleNetV2 network of ``widths`` (and its code's biases) built from ``unit`` (megvii
+    layout by default)."""
     stages = tuple(
         StageSpec(out_channels=c, repeats=n, stride=2, block=unit)
         for c, n in zip(widths.stages, STAGE_REPEATS)
     )
     return ArchSpec(
-        stem=StemSpec(channels=STEM_CHANNELS, kernel=3, stride=2, act="relu", maxpool=True),
+        stem=StemSpec(channels=STEM_CHANNELS, kernel=3, stride=2, act="relu", maxpool=True, conv_bias=widths.conv_bias),
         stages=stages,
-        head=HeadSpec(channels=widths.last_conv, act="relu", dropout=widths.dropout),
+        head=HeadSpec(channels=widths.last_conv, act="relu", dropout=widths.dropout, conv_bias=widths.conv_bias,
+                      classifier_bias=widths.classifier_bias),
     )
+
+
+def torchvision_shufflenetv2(width: str) -> ArchSpec:
+    """torchvision's ``shufflenet_v2_x*``: the official widths on the torchvision layout (each
+    branch out/2, shuffle after the concat), FC with a bias, no dropout. Not a reference row (it is
+    no seed's network); ``blocks.convert`` loads its published weights into it."""
+    if width not in SHUFFLENETV2_WIDTHS:
+        raise ValueError(f"unknown width {width!r}; valid: {', '.join(SHUFFLENETV2_WIDTHS)}")
+    official = SHUFFLENETV2_WIDTHS[width]
+    widths = ShuffleWidths(official.stages, official.last_conv)
+    return shufflenetv2(widths, ShuffleUnitSpec(layout="torchvision"))
 
 
 # ----------------------------------------------------------------------------- registrations
@@ -88,8 +111,8 @@ GAPS = {
     "shufflenetv2_0.5_imagenet": (0.02, SHUFFLENET_0_5_GAP),
     "shufflenetv2_0.5_weightnet_baseline": (0.02, SHUFFLENET_0_5_GAP),
     "weightnet_shufflenetv2_2.0_imagenet": (0.02, (
-        "6.197M params / 561.4M MACs from the official MegEngine structure; no counting convention or width "
-        "variant tried gives both 6.1M and 562M (weights without BN and biases: 6.12M)")),
+        "6.198M params / 561.4M MACs from the official MegEngine structure; no counting convention or width "
+        "variant tried gives both 6.1M and 562M (conv and FC weights only, no BN or biases: 6.14M)")),
 }
 
 
@@ -116,7 +139,11 @@ for _width in SHUFFLENETV2_WIDTHS:
     _register_width(_width)
 
 
-@register("se_shufflenetv2_1.0_imagenet", "imagenet",
-          Published(source="PytorchInsight (SE r=16 on the unit output, before the shuffle); no counts printed"))
+SE_SHUFFLENETV2_UNIT = ShuffleUnitSpec(layout="torchvision", attention=AttentionSpec("se", reduction=16))
+
+
+@register("se_shufflenetv2_1.0_imagenet", "imagenet", Published(
+    source="PytorchInsight shufflenetv2_se.py (torchvision layout: branch1 1x1 inp -> oup/2; SE r=16 on the "
+           "unit output, before the shuffle; FC with bias); no counts printed"))
 def se_shufflenetv2_1_0() -> ArchSpec:
-    return shufflenetv2(SHUFFLENETV2_WIDTHS["1.0"], ShuffleUnitSpec(attention=AttentionSpec("se", reduction=16)))
+    return shufflenetv2(PYTORCHINSIGHT_WIDTHS["1.0"], SE_SHUFFLENETV2_UNIT)

@@ -130,6 +130,9 @@ SPACES: dict[str, type[SearchSpace]] = {}
 
 
 def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
+    """Class decorator: adds the space under ``cls.name``; a name registered twice is a ValueError."""
+    if cls.name in SPACES:
+        raise ValueError(f"search space {cls.name!r} is already registered (by {SPACES[cls.name].__qualname__})")
     SPACES[cls.name] = cls
     return cls
 

@@ -21,6 +21,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from space.references.mobile import (
+    CIFAR_DROPOUT,
+    CIFAR_IGCV3_STRIDES,
+    CIFAR_SEESAW_STRIDES,
+    HEAD_CHANNELS,
+    IGCV3_D_STAGES,
+    MOBILENETV2_STAGES,
+    SEESAW_EVEN_FROM_CHANNELS,
+    STEM_CHANNELS,
+)
 from space.spaces import SearchSpace, TrialLike, register_space
 from space.spec import (
     ArchSpec,
@@ -32,11 +42,15 @@ from space.spec import (
     parse_split,
 )
 
-WIDTHS = (16, 24, 32, 64, 96, 160, 320)
-REPEATS_05D = (1, 2, 3, 4, 3, 3, 1)  # MobileNetV2 repeats ("0.5D")
-REPEATS_10D = (1, 4, 6, 8, 6, 6, 1)  # IGCV3-D repeats ("1.0D")
-STRIDES = (1, 1, 2, 2, 1, None, 1)  # Seesaw CIFAR strides; the 160 stage's (None) is a choice
-STEM, HEAD, DROPOUT = 32, 1280, 0.5
+# The skeleton is the references' (space/references/mobile.py owns the stage tables and strides).
+WIDTHS = tuple(s.channels for s in MOBILENETV2_STAGES)
+SEED_EXPANSIONS = tuple(s.expansion for s in MOBILENETV2_STAGES)
+REPEATS_05D = tuple(s.repeats for s in MOBILENETV2_STAGES)  # MobileNetV2 repeats ("0.5D")
+REPEATS_10D = tuple(s.repeats for s in IGCV3_D_STAGES)  # IGCV3-D repeats ("1.0D")
+# Seesaw CIFAR strides, where the two CIFAR stride lists agree; where they differ (the 160 stage:
+# Seesaw 1, IGCV3 project 2) the stride is a choice (None).
+STRIDES = tuple(a if a == b else None for a, b in zip(CIFAR_SEESAW_STRIDES, CIFAR_IGCV3_STRIDES))
+STEM, HEAD, DROPOUT = STEM_CHANNELS, HEAD_CHANNELS, CIFAR_DROPOUT
 
 EXPANSIONS = (1, 2, 3, 4, 6)
 SPLITS = ("1", "1/2:1/2", "1/4:3/4", "3/4:1/4", "1/8:7/8", "7/8:1/8", "1/4:1/4:1/2", "1/2:1/4:1/4", "1/4:1/4:1/4:1/4")
@@ -186,15 +200,17 @@ def _params(shared: bool, family: str, repeats: tuple[int, ...]) -> dict[str, An
         "mobilenetv2": dict(pw1_act="relu6", shuffle="none"),
     }[family]
     block.update(dw_kernel=3, attention="none")
-    expansions = (1, 6, 6, 6, 6, 6, 6)
+    expansions = SEED_EXPANSIONS
     if family == "seesaw":  # uneven where the block's input has < 160 channels (inputs 32 .. 96)
         input_widths = (STEM,) + WIDTHS  # index i: input from the stem (0) or from stage i
-        split = {i: "1/4:3/4" if input_widths[i] < 160 else "1/2:1/2" for i in range(len(WIDTHS))}
+        split = {i: "1/4:3/4" if input_widths[i] < SEESAW_EVEN_FROM_CHANNELS else "1/2:1/2"
+                 for i in range(len(WIDTHS))}
     else:
         split = {i: "1/2:1/2" if family == "igcv3" else "1" for i in range(len(WIDTHS))}
     p: dict[str, Any] = {
         "width_mult": 1.0,
-        "stride_160": 2 if family == "mobilenetv2" else 1,
+        # the IGCV3 project's CIFAR MobileNetV2 strides the 160 stage, Seesaw's paper does not
+        "stride_160": (CIFAR_IGCV3_STRIDES if family == "mobilenetv2" else CIFAR_SEESAW_STRIDES)[STRIDES.index(None)],
         "keep_pw1_t1": True,
     }
     if shared:

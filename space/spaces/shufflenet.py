@@ -1,11 +1,13 @@
 """The ``shufflenet`` space: ShuffleNetV2 units (Ma et al. 2018) with attention and WeightNet.
 
 Skeleton: stem conv3x3 24ch (ImageNet: stride 2 + max-pool; CIFAR: stride 1, no pool), three
-stages, conv1x1 to the last width, pool, FC. Widths are whole tables: the official ShuffleNetV2
-widths (0.5x .. 2.0x) and WeightNet's reduced baselines (1.0x: 112/224/448, 2.0x: 248/496/992).
-Per stage: the unit layout (megvii, where the stride-2 projection keeps its input width, or
-torchvision, where each branch gets half), the identity split of stride-1 units, whether a shuffle
-follows the concat, the depthwise kernel, an attention module on the concatenated output, WeightNet
+stages, conv1x1 to the last width, pool, FC. Widths are whole tables, each one codebase's row with
+its biases: the official megvii ShuffleNetV2 (0.5x .. 2.0x), WeightNet's baselines (1.0x:
+112/224/448, 2.0x: 248/496/992) and PytorchInsight's 1.0x. Per stage: the unit layout (megvii,
+where the stride-2 projection keeps its input width, or torchvision, where each branch gets half),
+the identity split of stride-1 units, whether the unit shuffles (``after_concat``: torchvision
+shuffles after the concat, megvii de-interleaves the input of stride-1 units, see
+``blocks.shufflenet``), the depthwise kernel, an attention module on the concatenated output, WeightNet
 dynamic convs (M, G) on every conv of the unit, and the depth. The ShuffleNetV2, WeightNet and
 SE-ShuffleNetV2 references are exact points.
 """
@@ -14,14 +16,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from space.references.shufflenet import SHUFFLENETV2_WIDTHS, STAGE_REPEATS, WEIGHTNET_WIDTHS, ShuffleWidths
+from space.references.shufflenet import (
+    PYTORCHINSIGHT_WIDTHS,
+    SHUFFLENETV2_WIDTHS,
+    STAGE_REPEATS,
+    WEIGHTNET_WIDTHS,
+    ShuffleWidths,
+)
 from space.spaces import SearchSpace, TrialLike, register_space
 from space.spec import ArchSpec, AttentionSpec, HeadSpec, ShuffleUnitSpec, StageSpec, StemSpec, WeightNetSpec, parse_split
 
+# A table is one codebase's row: its widths and its stem/last-conv/FC biases, so that each seed
+# network is an exact point (megvii: bias-free FC; WeightNet: biased stem and last conv, even where
+# its widths equal the official ones; PytorchInsight: biased FC).
 WIDTH_TABLES: dict[str, ShuffleWidths] = {
-    **{w: SHUFFLENETV2_WIDTHS[w] for w in ("0.5", "1.0", "1.5", "2.0")},
-    # WeightNet's reduced baselines where they differ from the official widths
-    **{f"wn{w}": WEIGHTNET_WIDTHS[w] for w in ("1.0", "2.0")},
+    **SHUFFLENETV2_WIDTHS,
+    **{f"wn{w}": t for w, t in WEIGHTNET_WIDTHS.items()},
+    **{f"pi{w}": t for w, t in PYTORCHINSIGHT_WIDTHS.items()},
 }
 STEMS = ("cifar", "imagenet")
 LAYOUTS = ("megvii", "torchvision")
@@ -59,9 +70,10 @@ class ShuffleNetSpace(SearchSpace):
             ))
         return ArchSpec(
             stem=StemSpec(channels=STEM_CHANNELS, kernel=3, stride=2 if stem == "imagenet" else 1, act="relu",
-                          maxpool=stem == "imagenet"),
+                          maxpool=stem == "imagenet", conv_bias=table.conv_bias),
             stages=tuple(stages),
-            head=HeadSpec(channels=table.last_conv, act="relu", dropout=table.dropout),
+            head=HeadSpec(channels=table.last_conv, act="relu", dropout=table.dropout, conv_bias=table.conv_bias,
+                          classifier_bias=table.classifier_bias),
         ).validate()
 
     @staticmethod
@@ -106,11 +118,11 @@ class ShuffleNetSpace(SearchSpace):
                  "shuffle": "after_concat", "weightnet": "none"}
         refs: dict[str, tuple[str, dict[str, Any]]] = {}
         for w in ("0.5", "1.0", "1.5", "2.0"):
-            reduced = f"wn{w}" if f"wn{w}" in WIDTH_TABLES else w
             refs[f"shufflenetv2_{w}_imagenet"] = (w, plain)
-            refs[f"shufflenetv2_{w}_weightnet_baseline"] = (reduced, plain)
-            refs[f"weightnet_shufflenetv2_{w}_imagenet"] = (reduced, {**plain, "weightnet": "M2G2"})
-        refs["se_shufflenetv2_1.0_imagenet"] = ("1.0", {**plain, "attention": "se", "attention_reduction": 16})
+            refs[f"shufflenetv2_{w}_weightnet_baseline"] = (f"wn{w}", plain)
+            refs[f"weightnet_shufflenetv2_{w}_imagenet"] = (f"wn{w}", {**plain, "weightnet": "M2G2"})
+        refs["se_shufflenetv2_1.0_imagenet"] = ("pi1.0", {**plain, "layout": "torchvision", "attention": "se",
+                                                          "attention_reduction": 16})
         out = {}
         for name, (widths, unit) in refs.items():
             p: dict[str, Any] = {"stem": "imagenet", "widths": widths}
