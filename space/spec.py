@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping, Union
 
+import yaml
+
 __all__ = [
     "ACTIVATIONS",
     "ATTENTION_KINDS",
@@ -495,14 +497,10 @@ class ArchSpec:
         return spec.validate()
 
     def to_yaml(self) -> str:
-        import yaml  # deferred: pyyaml is only needed for YAML export
-
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
     def from_yaml(cls, text: str) -> "ArchSpec":
-        import yaml
-
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

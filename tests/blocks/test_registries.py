@@ -1,6 +1,5 @@
 """Registries refuse a name registered twice; blocks import without a cycle."""
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -69,21 +68,3 @@ def test_each_block_module_imports_first_without_a_cycle():
     block registry."""
     done = subprocess.run([sys.executable, "-c", FRESH_IMPORTS, *MODULES], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr.splitlines()[-1:]
-
-
-def test_no_import_inside_functions_except_optional_dependencies():
-    allowed = {"yaml"}  # pyyaml: only needed for YAML export
-    found = []
-    for path in sorted([*ROOT.glob("blocks/**/*.py"), *ROOT.glob("space/**/*.py")]):
-        for fn in ast.walk(ast.parse(path.read_text())):
-            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for node in ast.walk(fn):
-                    if isinstance(node, ast.Import):
-                        names = [a.name for a in node.names]
-                    elif isinstance(node, ast.ImportFrom):
-                        names = [node.module or ""]
-                    else:
-                        continue
-                    found += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
-                              if n.split(".")[0] not in allowed]
-    assert not found, found

@@ -172,7 +172,9 @@ def test_kill_9_then_resume_keeps_finished_trials_and_meets_budget(tmp_path):
 
 
 def test_two_workers_share_one_study_exactly(tmp_path):
-    assert run_cli(["--space", "seesaw", "--budget", "4", "--name", "w", "--workers", "2", "--no-references", *FAST], tmp_path) == 0
+    # longer trials than FAST alone: the spawned worker must be up before the first one has run the budget
+    assert run_cli(["--space", "seesaw", "--budget", "4", "--name", "w", "--workers", "2", "--no-references", *FAST,
+                    "--epochs", "4"], tmp_path) == 0
     rows = trials_csv(tmp_path / "w")
     assert len(rows) == 4 and all(r["status"] in ("ok", "duplicate") for r in rows)
     log = (tmp_path / "w" / "search.log").read_text()
