@@ -11,7 +11,6 @@ import dataclasses
 from functools import partial
 
 import pytest
-import torch
 from timm.layers import ConvNormAct, SelectiveKernel
 from timm.layers.cbam import CbamModule
 from timm.layers.eca import EcaModule
@@ -21,12 +20,12 @@ from timm.models.resnet import Bottleneck, ResNet
 from timm.models.sknet import SelectiveKernelBottleneck
 
 from blocks import build_model, create_attention
-from blocks.convert import load_ecosystem_weights
+from blocks.convert import ecosystem_spec
 from blocks.resnet import SKConv
 from space.references.resnet import resnet
 from space.spec import AttentionSpec
+from weight_transfer import assert_equivalent
 
-TOL = 1e-10
 C = 64
 
 TIMM_ATTENTION = {
@@ -35,42 +34,6 @@ TIMM_ATTENTION = {
     "gc": lambda c, **kw: timm_gc(c, **kw),
     "eca": EcaModule,
 }
-
-
-def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights and BN/LN statistics of a moderate scale, in float64, eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    model = model.double().eval()
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g, dtype=t.dtype) + 0.5)
-            elif name.endswith(("running_mean", "bias")):
-                t.copy_(0.1 * torch.randn(t.shape, generator=g, dtype=t.dtype))
-            elif t.dim() == 1:  # BN / LayerNorm scales, < 1 so residual sums stay O(1)
-                t.copy_(0.5 * torch.rand(t.shape, generator=g, dtype=t.dtype) + 0.25)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g, dtype=t.dtype) * (2.0 / t[0].numel()) ** 0.5)
-    return model
-
-
-def assert_equivalent(theirs, ours, size, channels=3):
-    theirs = randomise(theirs)
-    ours = ours.double().eval()
-    load_ecosystem_weights(ours, theirs.state_dict(), "timm")
-    x = torch.randn(2, channels, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert expected.abs().max() > 1e-3
-    diff = (expected - got).abs().max().item()
-    assert diff <= TOL, f"max abs diff {diff:.3g} (outputs up to {expected.abs().max():.3g})"
-    params = [p for p in ours.parameters() if p.dim() > 1]
-    with torch.no_grad():
-        params[len(params) // 2].mul_(1.001)
-        nudged = ours(x)
-    assert (expected - nudged).abs().max().item() > 1e3 * TOL
 
 
 def timm_gc(channels, **kw):
@@ -92,12 +55,12 @@ def timm_sk(channels, stride):
 @pytest.mark.parametrize("kind", sorted(TIMM_ATTENTION))
 def test_timm_attention_module_equals_ours(kind):
     ours = create_attention(AttentionSpec(kind, reduction=16), C)
-    assert_equivalent(TIMM_ATTENTION[kind](C), ours, size=7, channels=C)
+    assert_equivalent(TIMM_ATTENTION[kind](C), ours, "timm", size=7, channels=C)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
 def test_timm_selective_kernel_equals_our_sk_star(stride):
-    assert_equivalent(timm_sk(C, stride), SKConv(C, stride), size=8, channels=C)
+    assert_equivalent(timm_sk(C, stride), SKConv(C, stride), "timm", size=8, channels=C)
 
 
 def with_attention(spec, kind):
@@ -123,13 +86,12 @@ def test_timm_resnet50_with_attention_equals_ours(kind):
         spec = with_attention(resnet(50), kind)
     ours = build_model(spec, 1000)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
-    assert_equivalent(theirs, ours, size=64)
+    assert_equivalent(theirs, ours, "timm", size=64)
 
 
 def test_timm_seresnet50_is_our_se_resnet50_reference():
     """timm's registered seresnet50 (default rounding) is exactly se_resnet50_imagenet."""
     import timm
-    from blocks.convert import ecosystem_spec
 
     theirs = timm.create_model("seresnet50", pretrained=False)
-    assert_equivalent(theirs, build_model(ecosystem_spec("timm", "seresnet50"), 1000), size=64)
+    assert_equivalent(theirs, build_model(ecosystem_spec("timm", "seresnet50"), 1000), "timm", size=64)
