@@ -161,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from blocks import count_cost
     from search.train.data import load_dataset
-    from search.engine.prescreen import SCORE_IMAGES, architecture_seed
+    from search.engine.prescreen import SCORE_IMAGES
+    from search.train.proxy import architecture_seed
     from search.results.fidelity import accuracy_settings
     from search.train.proxy import PRESETS, evaluate_spec
     from search.engine.zero_cost import ZERO_COST_PROXIES, members, score_batch, score_spec, vote_scores
@@ -217,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rows = []
     for i, (name, spec) in enumerate(archs):
         key = spec.canonical_key()
-        seed = architecture_seed(key, args.seed)
+        seed = args.seed  # evaluate_spec seeds each architecture's initial weights from it and its key
         row = {"name": name, "key": key, **cost_of(spec)}
         for which, cfg in (("proxy", proxy_cfg), ("final", long_cfg)):
             cache = caches[which]
@@ -236,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if missing:
             scored = scale_width(spec, proxy_cfg.width_scale) if proxy_cfg.width_scale != 1 else spec
             t0 = time.perf_counter()
-            new = score_spec(missing, scored, data.num_classes, images, labels, seed=seed)
+            new = score_spec(missing, scored, data.num_classes, images, labels, seed=architecture_seed(key, args.seed))
             zc_cache.put(key, {**(zc_cache.get(key) or {}), **{k: (v if math.isfinite(v) else None) for k, v in new.items()},
                                "wall_s": time.perf_counter() - t0})
         row["zero_cost"] = zc_cache.get(key)

@@ -90,7 +90,7 @@ def measure(executor: str, trials: int, results_dir: str) -> dict[str, float]:
     with contextlib.ExitStack() as stack:
         stack.enter_context(timed(module, "propose", propose_s, lambda trial, *a, **k: trial.number))
         stack.enter_context(timed(search.train.evaluator.ProxyEvaluator, "__call__", evaluate_s,
-                                  lambda self, spec, seed, **k: seed - cfg.seed * 100_003))
+                                  lambda self, spec, seed, **k: spec.canonical_key()))
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
         stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
         run_search(cfg)
@@ -99,6 +99,8 @@ def measure(executor: str, trials: int, results_dir: str) -> dict[str, float]:
         evaluate_s = ray_worker_seconds(cfg.run_dir)
     study = open_study(cfg.storage_url, cfg.name, make_sampler("random", 0), resume=True)
     done = sorted((t for t in study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.datetime_complete)
+    if executor != "ray":  # timed by architecture (every trial trains with the run's seed): by trial number
+        evaluate_s = {t.number: evaluate_s[t.user_attrs[ATTR.KEY]] for t in done}
     assert len(done) == trials and all(t.user_attrs[ATTR.STATUS] == "ok" for t in done), "a trial failed"
     rows = []
     for before, t in zip(done, done[1:]):

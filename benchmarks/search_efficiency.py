@@ -103,7 +103,8 @@ class CachedCost:
 
 def make_objective(args: argparse.Namespace, data: Any, space: Any):
     """(evaluate(spec) -> float, the settings that determine its values)."""
-    from search.engine.prescreen import SCORE_IMAGES, architecture_seed
+    from search.engine.prescreen import SCORE_IMAGES
+    from search.train.proxy import architecture_seed
     from space.scaling import scale_width
 
     if args.objective.startswith("zero-cost:"):
@@ -127,8 +128,7 @@ def make_objective(args: argparse.Namespace, data: Any, space: Any):
                                   width_scale=args.width_scale, val_images=args.val_images).validate()
 
         def evaluate(spec: Any) -> float:
-            seed = architecture_seed(spec.canonical_key(), args.objective_seed)
-            r = evaluate_spec(spec, data, cfg, device=args.device, seed=seed)
+            r = evaluate_spec(spec, data, cfg, device=args.device, seed=args.objective_seed)
             return r.val_acc if r.status == "ok" else math.nan
 
         return evaluate, {"objective": "proxy", "config": dataclasses.asdict(cfg)}
@@ -190,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from search.train.data import load_dataset
     from search.results.pareto import hypervolume_by_budget
-    from search.engine.prescreen import SCORE_IMAGES, architecture_seed
+    from search.engine.prescreen import SCORE_IMAGES
+    from search.train.proxy import architecture_seed
     from search.engine.attributes import ATTR
     from search.engine.zero_cost import score_batch, score_spec
     from space.scaling import scale_width

@@ -24,7 +24,6 @@ networks chosen from about n * B samples, and exactly 1 of every n screened cand
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from optuna.trial import TrialState
 from search.engine.attributes import ATTR, STATUS
 from search.engine.trial import propose, record
 from search.engine.zero_cost import get_proxy, population_scores, score_batch, score_spec
+from search.train.proxy import architecture_seed
 from space.scaling import scale_width
 from space.spec import ArchSpec
 
@@ -77,12 +77,6 @@ def select_winner(scores: Sequence[float], feasible: Sequence[bool], macs: Seque
                    for j in finite)
 
     return next(i for i in finite if not dominated(i))
-
-
-def architecture_seed(key: str, seed: int) -> int:
-    """A 63-bit seed from an architecture's canonical key and the run's seed."""
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 @dataclass

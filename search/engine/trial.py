@@ -30,18 +30,12 @@ from search.train.evaluator import Evaluation
 from space.spaces import SearchSpace
 from space.spec import ArchSpec
 
-__all__ = ["Proposal", "TrialSteps", "describe_trial", "find_evaluated", "propose", "record", "run_trial",
-           "trial_seed"]
+__all__ = ["Proposal", "TrialSteps", "describe_trial", "find_evaluated", "propose", "record", "run_trial"]
 
 log = logging.getLogger("seesaw_nas.search")
 
 # A space whose samples almost all exceed --max-macs would otherwise loop for ever.
 MAX_INFEASIBLE_IN_A_ROW = 2000
-
-
-def trial_seed(run_seed: int, trial_number: int) -> int:
-    """The training seed of a trial (initial weights, batch order, augmentation)."""
-    return run_seed * 100_003 + trial_number
 
 
 @dataclass
@@ -56,7 +50,7 @@ class Proposal:
     reference: str | None = None
     infeasible: bool = False
     duplicate_of: FrozenTrial | None = None
-    seed: int = 0  # training seed (trial_seed)
+    seed: int = 0  # training seed: the run's, for every trial (common random numbers)
 
     @property
     def cost(self) -> Cost:
@@ -188,7 +182,7 @@ class TrialSteps:
             except KeyboardInterrupt:  # interrupted while sampling: an enqueued architecture runs again
                 requeue(self.study, trial, status=STATUS.INTERRUPTED, reason="interrupted while sampling")
                 raise
-            proposal.seed = trial_seed(self.cfg.seed, trial.number)
+            proposal.seed = self.cfg.seed  # common random numbers: see search.train.proxy.evaluate_spec
             if proposal.needs_training:
                 self.infeasible_in_a_row = 0
                 return proposal

@@ -13,6 +13,7 @@ Presets: ``gpu`` is sized so that a mid-size Seesaw network trains in about 10 s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -28,7 +29,8 @@ from search.train.trainer import EpochStats, Recipe, Trainer
 from space.scaling import scale_width
 from space.spec import ArchSpec
 
-__all__ = ["PRESETS", "EpochStats", "ProxyConfig", "ProxyResult", "evaluate_spec", "get_preset", "train_proxy"]
+__all__ = ["PRESETS", "EpochStats", "ProxyConfig", "ProxyResult", "architecture_seed", "evaluate_spec", "get_preset",
+           "train_proxy"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class ProxyConfig(Recipe):
     width_scale: float = 1.0  # width factor of the trained network (space.scaling.scale_width); 1 = as exported
     val_images: int | None = None  # validation images evaluated (a fixed subset); None = all
     eval_every: int = 1  # epochs between validation passes; the last epoch is always evaluated
+    bn_recalibration_images: int = 0  # BN statistics recomputed on this many training images before scoring
 
     def validate(self) -> "ProxyConfig":
         super().validate()
@@ -50,6 +53,9 @@ class ProxyConfig(Recipe):
             raise ValueError(f"width_scale must be a finite number > 0, got {self.width_scale!r}")
         if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 1:
             raise ValueError(f"eval_every must be an integer >= 1, got {self.eval_every!r}")
+        v = self.bn_recalibration_images
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"bn_recalibration_images must be an integer >= 0, got {v!r}")
         return self
 
 
@@ -59,15 +65,16 @@ PRESETS: dict[str, ProxyConfig] = {
     # ~100k images of a 108M-MAC network in bf16 + channels_last: about 10 s on an H100-class GPU.
     "gpu": ProxyConfig(
         epochs=5, train_subset=20000, batch_size=256, lr=0.2, warmup_epochs=1, schedule="linear",
-        weight_decay=5e-4, label_smoothing=0.1, eval_batch_size=2500,
+        weight_decay=5e-4, label_smoothing=0.1, eval_batch_size=2500, bn_recalibration_images=2500,
     ),
     # Two CPU cores: half width (~1/4 of the MACs), 10k images, 2k validation images scored once at
-    # the end (mid-run scores at a high lr mostly measure stale BN statistics); a few minutes per
-    # trial. Small evaluation batches: on a CPU they run ~2x faster per image than 500 (cache).
+    # the end, after BN statistics are recomputed on 1,000 training images (mid-run scores at a
+    # high lr mostly measure stale BN statistics); a few minutes per trial. Small evaluation
+    # batches: on a CPU they run ~2x faster per image than 500 (cache).
     "cpu": ProxyConfig(
         epochs=2, train_subset=5000, batch_size=64, lr=0.1, warmup_epochs=0.5, schedule="linear",
         weight_decay=5e-4, label_smoothing=0.1, width_scale=0.5, val_images=2000, eval_every=2,
-        eval_batch_size=64,
+        eval_batch_size=64, bn_recalibration_images=1000,
     ),
     # Seconds on a CPU: for tests and dry runs of the search machinery, not for ranking.
     "smoke": ProxyConfig(
@@ -143,7 +150,8 @@ def train_proxy(
         mean=data.mean, std=data.std, train_images=train_images,
     )
     fit = trainer.fit((data.train_x, data.train_y), (data.val_x[:val_images], data.val_y[:val_images]),
-                      eval_every=config.eval_every, on_epoch=on_epoch)
+                      eval_every=config.eval_every, bn_recalibration_images=config.bn_recalibration_images,
+                      on_epoch=on_epoch)
     images_seen = fit.last.images if fit.last else 0
     return ProxyResult(
         status=fit.status,
@@ -164,6 +172,12 @@ def train_proxy(
     )
 
 
+def architecture_seed(key: str, seed: int) -> int:
+    """A 63-bit seed from an architecture's canonical key and the run's seed."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 def evaluate_spec(
     spec: ArchSpec,
     data: DataSplits,
@@ -176,15 +190,18 @@ def evaluate_spec(
 ) -> ProxyResult:
     """The per-trial evaluator: cost of ``spec`` as exported, then proxy training of its scaled copy.
 
-    The proxy is ``scale_width(spec, config.width_scale)``, built on CPU after ``torch.manual_seed
-    (seed)`` (the same initial weights on every device), then moved to ``device``. ``exported``:
-    the spec's ``Cost`` when the caller has already counted it (the search has), else counted here.
+    Common random numbers: ``seed`` (the run's) fixes the batch order and augmentation stream, the
+    same for every network of a run, so two networks are compared under the same draw; the
+    initial weights come from ``architecture_seed(key, seed)``, so the same architecture always
+    starts alike. The proxy is ``scale_width(spec, config.width_scale)``, built on CPU (the same
+    initial weights on every device), then moved to ``device``. ``exported``: the spec's ``Cost``
+    when the caller has already counted it (the search has), else counted here.
     """
     config.validate()
     if exported is None:
         exported = count_cost(spec, data.num_classes, data.image_size)
     proxy_spec = scale_width(spec, config.width_scale)
-    torch.manual_seed(seed)
+    torch.manual_seed(architecture_seed(spec.canonical_key(), seed))
     model = build_model(proxy_spec, data.num_classes)
     result = train_proxy(model, data, config, device=device, seed=seed, on_epoch=on_epoch)
     return dataclasses.replace(result, params=exported.params, macs=exported.macs)

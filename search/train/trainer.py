@@ -244,12 +244,38 @@ class Trainer:
         mean = loss_sum.item() / max(1, steps)
         return mean if math.isfinite(mean) else math.nan
 
+    @torch.no_grad()
+    def recalibrate_bn(self, images: torch.Tensor, count: int) -> None:
+        """Recompute every BatchNorm's running statistics as the plain average over the first
+        ``count`` training images (no augmentation), in place of the momentum-weighted ones.
+
+        Short proxy runs end at a high learning rate, where the running statistics lag the
+        weights; scoring with stale statistics adds noise that has nothing to do with the
+        architecture. The images are a fixed slice, the same for every trial of a run.
+        """
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms or count <= 0:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average: every batch weighs the same
+        self.model.train()
+        batch = self.recipe.eval_batch_size
+        for start in range(0, min(count, len(images)), batch):
+            x = self.normalize(images[start : min(start + batch, count)])
+            with self._autocast():
+                self.model(self._prepare(x))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+
     def fit(
         self,
         train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor],
         *,
         eval_every: int = 1,
+        bn_recalibration_images: int = 0,
         history: Sequence[EpochStats] = (),
         on_epoch: Callable[[EpochStats], None] | None = None,
     ) -> FitResult:
@@ -259,6 +285,8 @@ class Trainer:
         ``history``: the epochs of an earlier launch when resuming from a checkpoint (times go on
         from there). ``on_epoch`` is called after every epoch; an exception it raises ends the run
         and propagates. Epochs that are not validated repeat the last validation's numbers.
+        ``bn_recalibration_images``: recompute BN statistics on that many training images before
+        each validation (``recalibrate_bn``); 0 keeps the running statistics.
         """
         history = list(history)
         train_time = history[-1].train_time_s if history else 0.0
@@ -276,6 +304,7 @@ class Trainer:
                 status = "diverged"
             elif self.done or self.epoch % eval_every == 0:
                 t0 = time.perf_counter()
+                self.recalibrate_bn(train[0], bn_recalibration_images)
                 val_acc, val_loss = self.evaluate(*val)
                 eval_time += time.perf_counter() - t0
                 if not math.isfinite(val_loss):

@@ -82,7 +82,7 @@ def test_searcher_records_trials_like_the_local_executor(tmp_path):
     searcher = study_searcher_class()(run)
     configs = [searcher.suggest(tid) for tid in "abc"]
     assert [c["number"] for c in configs] == [0, 1, 2]
-    assert configs[1]["seed"] == 1 and configs[0]["spec"] == run.study.trials[0].user_attrs[ATTR.SPEC]
+    assert all(c["seed"] == run.cfg.seed for c in configs) and configs[0]["spec"] == run.study.trials[0].user_attrs[ATTR.SPEC]
     assert searcher.suggest("d") is None  # budget covered by running trials: wait, do not finish
     searcher.on_trial_complete("a", result=ok_result(0.5))
     searcher.on_trial_complete("b", result={"seesaw": {"status": "diverged", "val_acc": float("nan"), "metrics": {"epochs": 1},
