@@ -26,7 +26,11 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_space(name: str, n: int, seed: int, target: Any, table_path: Path, part_time: float, network_time: float) -> dict[str, Any]:
+def run_space(
+    name: str, n: int, seed: int, target: Any, table_path: Path, part_time: float, network_time: float, rotate_bytes: int | None,
+    repeats: int,
+    macs_too: bool = True,
+) -> dict[str, Any]:
     import numpy
     from scipy.stats import spearmanr
 
@@ -36,28 +40,38 @@ def run_space(name: str, n: int, seed: int, target: Any, table_path: Path, part_
 
     space = get_space(name)
     num_classes = 100 if space.dataset == "cifar100" else 10
-    table = LatencyTable(table_path, target, min_run_time=part_time)
+    table = LatencyTable(table_path, target, min_run_time=part_time, rotate_bytes=rotate_bytes)
     rows = []
-    t0 = time.perf_counter()
-    for i, spec in enumerate(space.random_specs(n, seed=seed)):
-        def whole() -> float:
-            return measure_latency(spec, num_classes, space.input_size, target, min_run_time=network_time)
+    specs = space.random_specs(n, seed=seed)
 
+    def whole(spec: Any) -> float:
+        return measure_latency(spec, num_classes, space.input_size, target, min_run_time=network_time)
+
+    t0 = time.perf_counter()
+    for i, spec in enumerate(specs):  # pass 1: the network's parts and the whole, interleaved
         before = table.measurements
         if i % 2:
-            measured = whole()
+            measured = whole(spec)
             predicted = table.predict(spec, num_classes, space.input_size)
         else:
             predicted = table.predict(spec, num_classes, space.input_size)
-            measured = whole()
+            measured = whole(spec)
         rows.append({
             "key": spec.canonical_key(),
-            "macs": count_cost(spec, num_classes, space.input_size).macs,
+            "macs": count_cost(spec, num_classes, space.input_size).macs if macs_too else None,
             "predicted_s": predicted,
-            "measured_s": measured,
+            "timings_s": [measured],
             "new_entries": table.measurements - before,
         })
+    for r in range(1, repeats):  # later passes: the whole network again, at other moments
+        order = list(range(len(specs)))[::-1 if r % 2 else 1]
+        for i in order:
+            rows[i]["timings_s"].append(whole(specs[i]))
+    for row in rows:
+        row["measured_s"] = statistics.median(row["timings_s"])
     elapsed = time.perf_counter() - t0
+    # how far one whole-network timing lies from the median of its repeats: the noise floor
+    spread = [statistics.median(abs(t - r["measured_s"]) / r["measured_s"] for t in r["timings_s"]) for r in rows]
     pred = [r["predicted_s"] for r in rows]
     meas = [r["measured_s"] for r in rows]
     macs = [r["macs"] for r in rows]
@@ -71,11 +85,14 @@ def run_space(name: str, n: int, seed: int, target: Any, table_path: Path, part_
         "space": name,
         "n": n,
         "input_size": space.input_size,
+        "rotate_bytes": table.rotate_bytes,
         "spearman_lookup": rho(pred, meas),
         "median_abs_rel_error": statistics.median(rel),
         "p90_abs_rel_error": float(numpy.percentile(rel, 90)),
         "median_ratio": statistics.median(ratio),
-        "spearman_macs": rho(macs, meas),
+        "repeats": repeats,
+        "timing_noise": statistics.median(spread) if repeats > 1 else None,
+        "spearman_macs": rho(macs, meas) if macs_too else None,
         "measured_ms": [min(meas) * 1e3, statistics.median(meas) * 1e3, max(meas) * 1e3],
         "table_entries": table.measurements,
         "parts_per_network": statistics.median(r["new_entries"] for r in rows) if rows else 0,
@@ -95,12 +112,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--part-time", type=float, default=0.1, help="seconds of timed calls per table entry")
     p.add_argument("--network-time", type=float, default=0.5, help="seconds of timed calls per whole network")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timings of each whole network, in separate passes; the measured latency is their median")
+    p.add_argument("--rotate-bytes", type=int, default=None,
+                   help="time each part rotating copies whose weights fill this many bytes (default: 2x L2 on CPU; 0: cache-hot)")
     p.add_argument("--table", default=None, help="table file (default: a fresh temporary one, so every part is timed in this run)")
-    p.add_argument("--smoke", action="store_true", help="2 networks of one space, short timings (for a test)")
+    p.add_argument("--smoke", action="store_true", help="2 networks of one space, short timings, no MAC count (for a test)")
     p.add_argument("--json", default=None, help="also write the summary (with per-network rows) here")
     args = p.parse_args(argv)
     if args.smoke:
-        args.n, args.spaces, args.part_time, args.network_time = 2, "shufflenet", 0.005, 0.01
+        args.n, args.spaces, args.part_time, args.network_time, args.repeats = 2, "shufflenet", 0.005, 0.01, 2
 
     import torch
 
@@ -113,11 +134,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         table_path = Path(args.table) if args.table else Path(tmp) / "latency.json"
         results = [
-            run_space(name, args.n, args.seed, target, table_path, args.part_time, args.network_time)
+            run_space(name, args.n, args.seed, target, table_path, args.part_time, args.network_time, args.rotate_bytes, args.repeats,
+                      macs_too=not args.smoke)
             for name in args.spaces.split(",")
         ]
     summary = {
         "target": target.describe(),
+        "rotate_bytes": results[0]["rotate_bytes"] if results else None,
         "command": "python benchmarks/latency_lookup.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "torch": torch.__version__,
         "load_average": os.getloadavg(),
@@ -126,14 +149,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         Path(args.json).write_text(json.dumps({**summary, "results": results}, indent=1))
     print(f"target: {summary['target']}")
-    print("| space | n | Spearman lookup | median abs rel error | p90 | median lookup/measured | Spearman MACs | measured ms (min / median / max) | entries timed | run s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| space | n | Spearman lookup | median abs rel error | p90 | median lookup/measured | Spearman MACs | timing noise | measured ms (min / median / max) | entries timed | run s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         ms = " / ".join(f"{v:.2f}" for v in r["measured_ms"])
         sl = "-" if r["spearman_lookup"] is None else f"{r['spearman_lookup']:.3f}"
+        noise = "-" if r["timing_noise"] is None else f"{r['timing_noise']:.1%}"
         sm = "-" if r["spearman_macs"] is None else f"{r['spearman_macs']:.3f}"
         print(f"| {r['space']} | {r['n']} | {sl} | {r['median_abs_rel_error']:.1%} | {r['p90_abs_rel_error']:.1%} | "
-              f"{r['median_ratio']:.3f} | {sm} | {ms} | {r['table_entries']} | {r['seconds']:.0f} |")
+              f"{r['median_ratio']:.3f} | {sm} | {noise} | {ms} | {r['table_entries']} | {r['seconds']:.0f} |")
     print(json.dumps(summary, indent=1))
     return summary
 

@@ -24,6 +24,7 @@ whole-network timing").
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -183,13 +184,22 @@ def _on(target: LatencyTarget) -> Iterator[None]:
 
 
 def time_module(
-    module: nn.Module, input_shape: tuple[int, ...], target: LatencyTarget, *, min_run_time: float = DEFAULT_PART_RUN_TIME
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    target: LatencyTarget,
+    *,
+    min_run_time: float = DEFAULT_PART_RUN_TIME,
+    rotate_bytes: int = 0,
 ) -> tuple[float, tuple[int, ...]]:
     """Seconds per ``module(x)`` call for a random ``x`` of ``input_shape`` on the target (the
     module is moved there and put in eval mode), and the output shape.
 
     A warm-up call, then ``Timer.blocked_autorange`` (which first grows its block size, more
     warm-up) for at least ``min_run_time`` seconds; the median over blocks.
+
+    ``rotate_bytes``: time calls of enough copies of the module (same input, at most 64) that
+    their weights take at least this many bytes, in turn, so each call finds its weights out of
+    the cache as inside a network whose other parts ran in between (0: one module, cache-hot).
     """
     from torch.utils.benchmark import Timer
     from torch.utils.benchmark.utils.timer import timer as synchronizing_timer
@@ -206,8 +216,14 @@ def time_module(
         else:
             clock = synchronizing_timer  # synchronises the current accelerator, then reads the wall clock
         threads = target.threads or torch.get_num_threads()
-        timer = Timer(stmt="module(x)", globals={"module": module, "x": x}, num_threads=threads, timer=clock)
-        seconds = timer.blocked_autorange(min_run_time=min_run_time).median
+        copies = [module]
+        if rotate_bytes > 0:
+            weight_bytes = sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
+            k = min(64, max(1, -(-rotate_bytes // max(weight_bytes, 1))))
+            copies += [copy.deepcopy(module) for _ in range(k - 1)]
+        stmt = "module(x)" if len(copies) == 1 else "for module in copies: module(x)"
+        timer = Timer(stmt=stmt, globals={"module": module, "copies": copies, "x": x}, num_threads=threads, timer=clock)
+        seconds = timer.blocked_autorange(min_run_time=min_run_time).median / len(copies)
     return float(seconds), shape
 
 
@@ -292,6 +308,18 @@ def _part_modules(net: nn.Module) -> list[nn.Module]:
 # ----------------------------------------------------------------------------- the table
 
 
+def default_rotate_bytes(target: LatencyTarget) -> int:
+    """Twice the CPU's per-core L2 cache (sysfs; 2 MiB when unknown) for CPU targets, 0 on CUDA."""
+    if target.device != "cpu":
+        return 0
+    try:
+        size = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip().upper()
+        value = int(size.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
+    except (OSError, ValueError):
+        value = 2**20
+    return 2 * value
+
+
 class LatencyTable:
     """Per-part latencies of one target, backed by a JSON file shared by processes.
 
@@ -308,14 +336,16 @@ class LatencyTable:
         target: LatencyTarget,
         *,
         min_run_time: float = DEFAULT_PART_RUN_TIME,
+        rotate_bytes: int | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.target = target
         self.min_run_time = min_run_time
+        self.rotate_bytes = default_rotate_bytes(target) if rotate_bytes is None else rotate_bytes
         self.measurements = 0
         self.entries: dict[str, dict[str, Any]] = {}
         self._new: dict[str, dict[str, Any]] = {}
-        section = self._read().get("targets", {}).get(self.target.key(), {})
+        section = self._read().get("targets", {}).get(self.key(), {})
         self.entries.update(section.get("entries", {}))
 
     @classmethod
@@ -328,6 +358,14 @@ class LatencyTable:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def settings(self) -> dict[str, Any]:
+        """The target's settings and how parts are timed: what the entries depend on."""
+        return {**self.target.settings(), "rotate_bytes": self.rotate_bytes}
+
+    def key(self) -> str:
+        """The key of this table's section of the file."""
+        return json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
 
     # -- file
     def _read(self) -> dict[str, Any]:
@@ -350,7 +388,7 @@ class LatencyTable:
         with FileLock(str(self.path) + ".lock"):
             data = self._read()
             section = data.setdefault("targets", {}).setdefault(
-                self.target.key(), {"target": self.target.settings(), "entries": {}}
+                self.key(), {"target": self.settings(), "entries": {}}
             )
             for key, entry in self._new.items():
                 section["entries"].setdefault(key, entry)  # first measurement wins: all processes agree
@@ -385,7 +423,9 @@ class LatencyTable:
 
                     net = build_model(spec, num_classes)
                     modules = _part_modules(net)
-                seconds, out_shape = time_module(modules[i], shape, self.target, min_run_time=self.min_run_time)
+                seconds, out_shape = time_module(
+                    modules[i], shape, self.target, min_run_time=self.min_run_time, rotate_bytes=self.rotate_bytes
+                )
                 entry = {"seconds": seconds, "output": list(out_shape), "name": part.name}
                 self.entries[key] = self._new[key] = entry
                 self.measurements += 1
