@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_space(
-    name: str, n: int, seed: int, target: Any, table_path: Path, part_time: float, network_time: float, rotate_bytes: int | None,
+    name: str, n: int, seed: int, target: Any, table_path: Path, part_time: float, network_time: float, rotate_bytes: int,
     repeats: int,
     macs_too: bool = True,
 ) -> dict[str, Any]:
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--network-time", type=float, default=0.5, help="seconds of timed calls per whole network")
     p.add_argument("--repeats", type=int, default=3,
                    help="timings of each whole network, in separate passes; the measured latency is their median")
-    p.add_argument("--rotate-bytes", type=int, default=None,
-                   help="time each part rotating copies whose weights fill this many bytes (default: 2x L2 on CPU; 0: cache-hot)")
+    p.add_argument("--rotate-bytes", type=int, default=0,
+                   help="time each part over copies whose weights fill this many bytes, in turn (0: one copy, cache-hot)")
     p.add_argument("--table", default=None, help="table file (default: a fresh temporary one, so every part is timed in this run)")
     p.add_argument("--smoke", action="store_true", help="2 networks of one space, short timings, no MAC count (for a test)")
     p.add_argument("--json", default=None, help="also write the summary (with per-network rows) here")

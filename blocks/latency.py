@@ -8,13 +8,17 @@
 Timing: ``torch.utils.benchmark.Timer`` (it sets and restores torch's thread count, warms up,
 and synchronises the accelerator around every block of calls) in ``torch.inference_mode`` on
 ``model.eval()``; the result is the median over blocks of ``blocked_autorange``, in seconds per
-forward pass of one batch.
+forward pass of one batch. On one CPU thread the clock is that thread's CPU time by default
+(``LatencyTarget.clock``): on a shared machine wall time also counts other jobs' turns.
 
 Lookup (the FBNet / ProxylessNAS latency table): a network is stem + each block + each stage
 post-attention + tail (head conv, pool, dropout, classifier). Each distinct part, keyed by its
 spec, channels, stride and input shape, is timed once on its own and stored in a JSON file under
-the target's key (device name, torch version, threads, batch). Several processes may share the
-file: saves merge under a file lock and replace the file atomically.
+the target's key (device name, torch version, threads, batch, clock) and how parts are timed.
+Several processes may share the file: saves merge under a file lock and replace it atomically.
+Parts are timed alone, over and over (cache-hot); ``rotate_bytes`` times them over copies that
+take turns instead (weights out of the core's cache, as inside a network). On the shared CPU of
+BENCHMARKS.md the rotation did not bring the sum closer to the whole, so it is off by default.
 
 A prediction is exactly the sum of its entries. How close that sum comes to the whole network's
 time is measured by ``benchmarks/latency_lookup.py`` (BENCHMARKS.md, "Latency lookup vs
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -62,6 +67,7 @@ DEFAULT_NETWORK_RUN_TIME = 0.5  # seconds of timed calls per whole network
 # ----------------------------------------------------------------------------- target
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -281,7 +287,7 @@ class _Tail(nn.Module):
 
 def network_parts(spec: ArchSpec, num_classes: int) -> list[Part]:
     """The parts of the network in forward order: stem, every block (and each stage's
-    post-attention), tail. ``_part_module`` builds the module of the i-th part."""
+    post-attention), tail; ``_part_modules`` gives their modules from a built network."""
     parts = [Part({"part": "stem", "stem": _plain(spec.stem)}, "stem")]
     in_ch = spec.stem.channels
     for i, stage in enumerate(spec.stages):
@@ -308,18 +314,6 @@ def _part_modules(net: nn.Module) -> list[nn.Module]:
 # ----------------------------------------------------------------------------- the table
 
 
-def default_rotate_bytes(target: LatencyTarget) -> int:
-    """Twice the CPU's per-core L2 cache (sysfs; 2 MiB when unknown) for CPU targets, 0 on CUDA."""
-    if target.device != "cpu":
-        return 0
-    try:
-        size = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip().upper()
-        value = int(size.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
-    except (OSError, ValueError):
-        value = 2**20
-    return 2 * value
-
-
 class LatencyTable:
     """Per-part latencies of one target, backed by a JSON file shared by processes.
 
@@ -336,12 +330,12 @@ class LatencyTable:
         target: LatencyTarget,
         *,
         min_run_time: float = DEFAULT_PART_RUN_TIME,
-        rotate_bytes: int | None = None,
+        rotate_bytes: int = 0,
     ) -> None:
         self.path = Path(path).expanduser()
         self.target = target
         self.min_run_time = min_run_time
-        self.rotate_bytes = default_rotate_bytes(target) if rotate_bytes is None else rotate_bytes
+        self.rotate_bytes = rotate_bytes
         self.measurements = 0
         self.entries: dict[str, dict[str, Any]] = {}
         self._new: dict[str, dict[str, Any]] = {}
