@@ -1,0 +1,166 @@
+"""Does the per-block latency table predict whole-network latency? And do MACs?
+
+    python benchmarks/latency_lookup.py --n 50 --threads 1
+
+For N random networks of each space (``space.random_specs``, seeded), at the space's input size
+(32 x 32) and num_classes: the lookup prediction (sum of the network's table entries, timed at
+first use) against the whole network timed on its own (``mode="exact"``). The two are measured
+interleaved, network by network (odd networks time the whole first), into a fresh table, so
+both see the same load on a shared machine. Reported per space: Spearman of lookup vs measured
+(goal >= 0.95), median absolute relative error (goal <= 10%), median ratio lookup / measured,
+and the Spearman of MACs (``count_cost``) vs measured latency. Prints a table and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_space(
+    name: str, n: int, seed: int, target: Any, table_path: Path, part_time: float, network_time: float, rotate_bytes: int,
+    repeats: int,
+    macs_too: bool = True,
+) -> dict[str, Any]:
+    import numpy
+    from scipy.stats import spearmanr
+
+    from blocks.cost import count_cost
+    from blocks.latency import LatencyTable, measure_latency
+    from space.spaces import get_space
+
+    space = get_space(name)
+    num_classes = 100 if space.dataset == "cifar100" else 10
+    table = LatencyTable(table_path, target, min_run_time=part_time, rotate_bytes=rotate_bytes)
+    rows = []
+    specs = space.random_specs(n, seed=seed)
+
+    def whole(spec: Any) -> float:
+        return measure_latency(spec, num_classes, space.input_size, target, min_run_time=network_time)
+
+    t0 = time.perf_counter()
+    for i, spec in enumerate(specs):  # pass 1: the network's parts and the whole, interleaved
+        before = table.measurements
+        if i % 2:
+            measured = whole(spec)
+            predicted = table.predict(spec, num_classes, space.input_size)
+        else:
+            predicted = table.predict(spec, num_classes, space.input_size)
+            measured = whole(spec)
+        rows.append({
+            "key": spec.canonical_key(),
+            "macs": count_cost(spec, num_classes, space.input_size).macs if macs_too else None,
+            "predicted_s": predicted,
+            "timings_s": [measured],
+            "new_entries": table.measurements - before,
+        })
+    for r in range(1, repeats):  # later passes: the whole network again, at other moments
+        order = list(range(len(specs)))[::-1 if r % 2 else 1]
+        for i in order:
+            rows[i]["timings_s"].append(whole(specs[i]))
+    for row in rows:
+        row["measured_s"] = statistics.median(row["timings_s"])
+    elapsed = time.perf_counter() - t0
+    # how far one whole-network timing lies from the median of its repeats: the noise floor
+    spread = [statistics.median(abs(t - r["measured_s"]) / r["measured_s"] for t in r["timings_s"]) for r in rows]
+    pred = [r["predicted_s"] for r in rows]
+    meas = [r["measured_s"] for r in rows]
+    macs = [r["macs"] for r in rows]
+    rel = [abs(p - m) / m for p, m in zip(pred, meas)]
+    ratio = [p / m for p, m in zip(pred, meas)]
+
+    def rho(a: list[float], b: list[float]) -> float | None:
+        return float(spearmanr(a, b).statistic) if len(a) >= 3 else None
+
+    return {
+        "space": name,
+        "n": n,
+        "input_size": space.input_size,
+        "rotate_bytes": table.rotate_bytes,
+        "spearman_lookup": rho(pred, meas),
+        "median_abs_rel_error": statistics.median(rel),
+        "p90_abs_rel_error": float(numpy.percentile(rel, 90)),
+        "median_ratio": statistics.median(ratio),
+        "repeats": repeats,
+        "timing_noise": statistics.median(spread) if repeats > 1 else None,
+        "spearman_macs": rho(macs, meas) if macs_too else None,
+        "measured_ms": [min(meas) * 1e3, statistics.median(meas) * 1e3, max(meas) * 1e3],
+        "table_entries": table.measurements,
+        "parts_per_network": statistics.median(r["new_entries"] for r in rows) if rows else 0,
+        "seconds": elapsed,
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=50, help="random networks per space")
+    p.add_argument("--spaces", default="seesaw,shufflenet")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU only)")
+    p.add_argument("--clock", default="auto", help="auto, wall or thread (see LatencyTarget)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--part-time", type=float, default=0.1, help="seconds of timed calls per table entry")
+    p.add_argument("--network-time", type=float, default=0.5, help="seconds of timed calls per whole network")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timings of each whole network, in separate passes; the measured latency is their median")
+    p.add_argument("--rotate-bytes", type=int, default=0,
+                   help="time each part over copies whose weights fill this many bytes, in turn (0: one copy, cache-hot)")
+    p.add_argument("--table", default=None, help="table file (default: a fresh temporary one, so every part is timed in this run)")
+    p.add_argument("--smoke", action="store_true", help="2 networks of one space, short timings, no MAC count (for a test)")
+    p.add_argument("--json", default=None, help="also write the summary (with per-network rows) here")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.n, args.spaces, args.part_time, args.network_time, args.repeats = 2, "shufflenet", 0.005, 0.01, 2
+
+    import torch
+
+    from blocks.latency import LatencyTarget
+
+    try:
+        target = LatencyTarget(args.device, batch=args.batch, threads=None if args.device != "cpu" else args.threads, clock=args.clock)
+    except ValueError as exc:
+        p.error(str(exc))
+    with tempfile.TemporaryDirectory() as tmp:
+        table_path = Path(args.table) if args.table else Path(tmp) / "latency.json"
+        results = [
+            run_space(name, args.n, args.seed, target, table_path, args.part_time, args.network_time, args.rotate_bytes, args.repeats,
+                      macs_too=not args.smoke)
+            for name in args.spaces.split(",")
+        ]
+    summary = {
+        "target": target.describe(),
+        "rotate_bytes": results[0]["rotate_bytes"] if results else None,
+        "command": "python benchmarks/latency_lookup.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "torch": torch.__version__,
+        "load_average": os.getloadavg(),
+        "results": [{k: v for k, v in r.items() if k != "rows"} for r in results],
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps({**summary, "results": results}, indent=1))
+    print(f"target: {summary['target']}")
+    print("| space | n | Spearman lookup | median abs rel error | p90 | median lookup/measured | Spearman MACs | timing noise | measured ms (min / median / max) | entries timed | run s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ms = " / ".join(f"{v:.2f}" for v in r["measured_ms"])
+        sl = "-" if r["spearman_lookup"] is None else f"{r['spearman_lookup']:.3f}"
+        noise = "-" if r["timing_noise"] is None else f"{r['timing_noise']:.1%}"
+        sm = "-" if r["spearman_macs"] is None else f"{r['spearman_macs']:.3f}"
+        print(f"| {r['space']} | {r['n']} | {sl} | {r['median_abs_rel_error']:.1%} | {r['p90_abs_rel_error']:.1%} | "
+              f"{r['median_ratio']:.3f} | {sm} | {noise} | {ms} | {r['table_entries']} | {r['seconds']:.0f} |")
+    print(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
