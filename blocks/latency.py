@@ -45,7 +45,11 @@ from typing import Any, Iterator, Literal, NamedTuple
 
 import torch
 import torch.nn as nn
+from filelock import FileLock
+from torch.utils.benchmark import Timer
+from torch.utils.benchmark.utils.timer import timer as synchronizing_timer
 
+from blocks.model import build_model
 from space.spec import ArchSpec
 
 __all__ = [
@@ -207,9 +211,6 @@ def time_module(
     their weights take at least this many bytes, in turn, so each call finds its weights out of
     the cache as inside a network whose other parts ran in between (0: one module, cache-hot).
     """
-    from torch.utils.benchmark import Timer
-    from torch.utils.benchmark.utils.timer import timer as synchronizing_timer
-
     module = module.to(target.torch_device).eval()
     x = torch.randn(*input_shape, device=target.torch_device)
     with _on(target):
@@ -238,8 +239,6 @@ def measure_latency(
 ) -> float:
     """Seconds per forward pass of the whole network on ``target`` (a batch of ``target.batch``
     images of ``input_size`` x ``input_size``): the exact measurement, no table."""
-    from blocks.model import build_model
-
     model = build_model(spec, num_classes)
     seconds, _ = time_module(model, (target.batch, 3, input_size, input_size), target, min_run_time=min_run_time)
     return seconds
@@ -376,8 +375,6 @@ class LatencyTable:
     def save(self) -> None:
         """Merge this process's new entries into the file under a lock and replace it atomically;
         afterwards this table also holds every entry other processes saved."""
-        from filelock import FileLock
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):
             data = self._read()
@@ -386,6 +383,7 @@ class LatencyTable:
             )
             for key, entry in self._new.items():
                 section["entries"].setdefault(key, entry)  # first measurement wins: all processes agree
+            # Written here rather than with search.files.write_atomic: blocks/ sits below search/.
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "w") as f:
@@ -413,8 +411,6 @@ class LatencyTable:
             entry = self.entries.get(key)
             if entry is None:
                 if net is None:
-                    from blocks.model import build_model
-
                     net = build_model(spec, num_classes)
                     modules = _part_modules(net)
                 seconds, out_shape = time_module(
