@@ -444,7 +444,7 @@ def measure_workers(data_args: dict[str, Any], config: ProxyConfig, device: torc
             if share < (3 if smoke else 10):
                 out["by_workers"][n] = {"status": "skipped: out of time"}
                 continue
-            window = share * (0.5 if smoke else 0.6)
+            window = min(share * 0.5, 6.0) if smoke else share * 0.6  # smoke: fixed, whatever the budget
             hard_stop = time.monotonic() + share
             sampler = GpuSampler(device)
             counter.value = 0
@@ -541,7 +541,8 @@ def run_short_search(dataset: str, data_dir: str | None, *, smoke: bool, deadlin
         "hypervolume": summary.get("hypervolume"),
     }
     out_dir = os.environ.get("OUT")
-    if out_dir:
+    if out_dir:  # the search's own record comes back beside the JSON
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         for name in ("trials.csv", "search.log"):
             if (cfg.run_dir / name).exists():
                 shutil.copy(cfg.run_dir / name, Path(out_dir) / f"gpu_check_{name}")
