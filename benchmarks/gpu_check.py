@@ -58,6 +58,9 @@ import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import traceback  # noqa: E402
+import warnings  # noqa: E402
+import zipfile  # noqa: E402
+from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
@@ -69,10 +72,11 @@ import torch  # noqa: E402
 
 from benchmarks.proxy_throughput import our_trial, pipeline_only, usual_trial, write_cifar_pickles  # noqa: E402
 from blocks import build_model  # noqa: E402
+from search.executors.sizing import gpu_fraction, trials_per_device  # noqa: E402
 from search.train.data import DataSplits, load_dataset  # noqa: E402
 from search.train.evaluator import ProxyEvaluator  # noqa: E402
 from search.train.proxy import PRESETS, ProxyConfig  # noqa: E402
-from search.train.trainer import AMP_DTYPES  # noqa: E402
+from search.train.trainer import AMP_DTYPES, CUDA_FINITE_CHECK_STEPS, Trainer  # noqa: E402
 from space.references import get_reference  # noqa: E402
 from space.scaling import scale_width  # noqa: E402
 from space.spaces import get_space  # noqa: E402
@@ -226,6 +230,13 @@ class GpuSampler:
             return int(visible[index])
         return index
 
+    def read_once(self) -> tuple[float, float] | None:
+        """(utilisation %, memory used MB) now, or None without a reader."""
+        try:
+            return self._read() if self._read is not None else None
+        except Exception:
+            return None
+
     def __enter__(self) -> "GpuSampler":
         self.samples = []
         if self._read is not None:
@@ -278,20 +289,20 @@ def install_wheels(folder: str) -> dict[str, Any]:
 
 
 def unpack_data(source: str, tmp: Path) -> str:
-    """An image-folder source as ``load_dataset`` reads it: a ``.tar.xz``/``.tar.gz``/``.tar`` is
-    extracted into ``tmp`` (a folder or ``.zip`` is read in place)."""
+    """An image-folder source as ``load_dataset`` reads it: the files of a ``.tar.xz``/``.tar.gz``/
+    ``.tar`` are copied into one uncompressed ``.zip`` in ``tmp`` (one file: no 60,000 small files
+    to write and remove); a folder or ``.zip`` is read in place."""
     path = Path(source).expanduser()
     if not path.is_file() or not tarfile.is_tarfile(path):
         return str(path)
-    target = tmp / path.name.split(".tar")[0]
-    with tarfile.open(path) as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(target, filter="data")
-        else:  # Python < 3.11.4: no extraction filters; the pack is our own
-            tar.extractall(target)
-    inner = [p for p in target.iterdir() if p.is_dir()]
-    if not (target / "train").is_dir() and len(inner) == 1:
-        target = inner[0]  # one folder around train/ and test/
+    target = tmp / (path.name.split(".tar")[0] + ".zip")
+    with tarfile.open(path) as tar, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as zf:
+        for member in tar:
+            if member.isfile():
+                name = member.name.removeprefix("./")
+                if name.startswith("/") or ".." in name.split("/"):
+                    raise ValueError(f"{source}: unsafe member name {member.name!r}")
+                zf.writestr(name, tar.extractfile(member).read())
     return str(target)
 
 
@@ -357,6 +368,33 @@ def measure_throughput(data: DataSplits, dataset: str, data_dir: str | None, dev
     return out
 
 
+# ----------------------------------------------------------------------------- phase: host syncs
+
+
+def count_host_syncs(data: DataSplits, device: torch.device, model_name: str, steps: int = 48) -> dict[str, Any]:
+    """Host syncs in one epoch of ``Trainer.train_epoch`` with the gpu preset, by CUDA's sync debug
+    mode (each sync is a warning at the Python line that caused it); one epoch before warms up."""
+    if device.type != "cuda":
+        return {"status": f"skipped: CUDA's sync debug mode needs a GPU (device {device})"}
+    config = dataclasses.replace(PRESETS["gpu"], epochs=2, warmup_epochs=0)
+    torch.manual_seed(0)
+    model = build_model(scale_width(get_reference(model_name).spec, config.width_scale), data.num_classes)
+    trainer = Trainer(model, config, device=device, seed=0, num_classes=data.num_classes, mean=data.mean,
+                      std=data.std, train_images=steps * config.batch_size)
+    trainer.train_epoch(data.train_x, data.train_y)
+    torch.cuda.synchronize(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer.train_epoch(data.train_x, data.train_y)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    sites = Counter(f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message).lower())
+    return {"status": "ok", "steps": steps, "syncs": sum(sites.values()), "by_site": dict(sites),
+            "expected": f"{steps // CUDA_FINITE_CHECK_STEPS} lagged finite checks + 1 epoch mean (trainer.py)"}
+
+
 # ----------------------------------------------------------------------------- phase: concurrent trials
 
 
@@ -402,7 +440,7 @@ def _trial_worker(index: int, data_args: dict[str, Any], config: ProxyConfig, de
 
 
 def measure_workers(data_args: dict[str, Any], config: ProxyConfig, device: torch.device, counts: tuple[int, ...], *,
-                    smoke: bool, deadline: float, report: Report) -> dict[str, Any]:
+                    smoke: bool, deadline: float, report: Report, start_method: str = "auto") -> dict[str, Any]:
     """Trials per minute with N concurrent trial processes on one device, N in ``counts``."""
     space = get_space("seesaw")
     if smoke:  # the space's smallest network, again and again
@@ -411,11 +449,14 @@ def measure_workers(data_args: dict[str, Any], config: ProxyConfig, device: torc
         specs = [s.to_dict() for s in space.random_specs(256, seed=15)]
     # CUDA needs spawned processes (a forked CUDA context is unusable); on a CPU, forking skips
     # re-importing torch in every worker (tens of seconds on a busy machine), same worker code.
-    ctx = mp.get_context("spawn" if device.type == "cuda" else "fork")
+    if start_method == "auto":
+        start_method = "spawn" if device.type == "cuda" else "fork"
+    ctx = mp.get_context(start_method)
     counter = ctx.Value("l", 0)
     result_q = ctx.Queue()
     cmd_qs = [ctx.Queue() for _ in range(max(counts))]
     threads = 1 if device.type == "cpu" else None
+    before = GpuSampler(device).read_once()  # memory used before the trial processes start
     procs = [ctx.Process(target=_trial_worker, name=f"gpu-check-{i}", daemon=True,
                          args=(i, data_args, config, str(device), threads, specs, counter, cmd_qs[i], result_q))
              for i in range(max(counts))]
@@ -477,6 +518,8 @@ def measure_workers(data_args: dict[str, Any], config: ProxyConfig, device: torc
                 "trial_peak_mem_mb": max((t[7] for t in trials if t[7] is not None), default=None),
                 "gpu_util_percent": gpu["util_mean_percent"] if gpu else None,
                 "gpu_mem_used_max_mb": gpu["mem_used_max_mb"] if gpu else None,
+                # one trial process's whole footprint: context, allocator cache, data, its training
+                "process_mem_mb": (gpu["mem_used_max_mb"] - before[1]) / n if gpu and before else None,
                 "failures": sorted({t[8] for t in trials if t[8]})[:3],
             }
             if len(done) < n:
@@ -486,6 +529,14 @@ def measure_workers(data_args: dict[str, Any], config: ProxyConfig, device: torc
             entry["status"] = "ok"
             out["by_workers"][n] = entry
         out["gpu_sampling"] = GpuSampler(device).info()
+        out["gpu_mem_used_before_mb"] = before[1] if before else None
+        footprints = [e["process_mem_mb"] for e in out["by_workers"].values() if (e.get("process_mem_mb") or 0) > 0]
+        if device.type == "cuda" and footprints:
+            total_mb = torch.cuda.get_device_properties(device).total_memory / 2**20
+            fit = trials_per_device(total_mb, max(footprints))
+            out["memory_bound"] = {"device_mb": total_mb, "process_mem_mb": max(footprints), "trials_per_gpu": fit,
+                                   "ray_gpus_per_trial": gpu_fraction(fit),
+                                   "basis": "search.executors.sizing.trials_per_device (10% kept free, at most 8)"}
     finally:
         for q in cmd_qs:
             q.put(None)
@@ -565,6 +616,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loader-workers", type=int, default=None,
                    help="DataLoader num_workers of the usual pipeline (default min(8, cores); --smoke: 1)")
     p.add_argument("--model", default="seesaw_0.5d_cifar10", help="the throughput phase's reference network")
+    p.add_argument("--start-method", default="auto", choices=("auto", "spawn", "fork"),
+                   help="trial processes: auto = spawn on CUDA (required there), fork on a CPU")
     args = p.parse_args(argv)
     if args.data_dir is None and not args.smoke:
         p.error("--data-dir (real CIFAR-10) is required without --smoke")
@@ -629,6 +682,15 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             report.phase("throughput", f"error: {describe(exc)}", t, traceback=traceback.format_exc()[-1500:])
 
+        # 2b. host syncs of the training loop (CUDA only)
+        t = time.monotonic()
+        try:
+            r["host_syncs"] = count_host_syncs(data, device, args.model)
+            report.phase("host_syncs", r["host_syncs"]["status"], t)
+        except Exception as exc:
+            failed = True
+            report.phase("host_syncs", f"error: {describe(exc)}", t, traceback=traceback.format_exc()[-1500:])
+
         # 3. concurrent trials on one device
         t = time.monotonic()
         config = (dataclasses.replace(PRESETS["smoke"], **SMOKE_OVERRIDES) if args.smoke
@@ -639,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
                 report.phase("workers", "skipped: out of time", t)
             else:
                 wk = measure_workers(data_args, config, device, counts, smoke=args.smoke,
-                                     deadline=budget.deadline(0.6 if args.smoke else 0.55), report=report)
+                                     deadline=budget.deadline(0.6 if args.smoke else 0.55), report=report,
+                                     start_method=args.start_method)
                 r["workers"] = wk
                 by = {n: e for n, e in wk["by_workers"].items() if e.get("trials_per_min")}
                 r["trials_per_min_by_workers"] = {n: e["trials_per_min"] for n, e in by.items()}
@@ -684,9 +747,9 @@ def main(argv: list[str] | None = None) -> int:
         r["error"] = describe(exc)
         r["traceback"] = traceback.format_exc()[-2000:]
     finally:
+        report.emit()  # first: removing an unpacked data set can take a while
         timer.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
-        report.emit()
     return 1 if failed else 0
 
 
