@@ -10,9 +10,11 @@ every loop, and a watchdog prints the JSON with whatever was measured before the
 2. throughput: ours (``train_proxy`` on resident data) against a torchvision ``DataLoader``
    pipeline with the same augmentation, same network, gpu preset recipe, side by side
    (``benchmarks/proxy_throughput.py``'s two trials; on CUDA both in bf16 autocast + channels_last).
-3. workers: 1, 2, 4, 8 concurrent trials (spawned processes, each holding the data) on one device,
-   each training sampled ``seesaw`` networks with the search's proxy preset through the search's
-   own evaluator, for a time window; GPU utilisation and memory sampled meanwhile.
+   On CUDA also: host syncs in one epoch of ``Trainer.train_epoch`` (CUDA's sync debug mode).
+3. workers: 1, 2, 4, 8 concurrent trials (processes, each holding the data: spawned on CUDA,
+   forked on a CPU) on one device, each training sampled ``seesaw`` networks with the search's
+   proxy preset through the search's own evaluator, for a time window; GPU utilisation (nvidia-ml-py,
+   else nvidia-smi) and memory sampled meanwhile; how many trial processes fit in the GPU's memory.
 4. search: a short real search with the default settings (``search.runner.run_search`` with
    ``SearchConfig(dataset="imagefolder", data_dir=...)``; budget sized to the time left).
 
@@ -26,6 +28,8 @@ carry ``.whl`` and ``.data``, and run there:
 
     python3 -m pip install -q --no-index --find-links .whl optuna plotly pyyaml tqdm filelock scipy; \\
     PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --data-dir .data/cifar10-jpg.tar.xz --budget-s 420
+
+(BENCHMARKS.md, "GPU check", gives the device call with its timeout and where the JSON goes).
 
 (or ``--wheels .whl`` to let this script install what is missing). On a CPU, the same code paths
 with tiny sizes in under 2 minutes:
