@@ -165,6 +165,8 @@ def pipeline_only(data: DataSplits, baseline, root, config, steps, workers, devi
     for i in range(steps):
         idx = order[i * config.batch_size : (i + 1) * config.batch_size]
         augment_batch(data.train_x[idx], data.train_y[idx], config.augment, data.num_classes, norm, gen, rng)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the kernels were only queued
     ours = steps * config.batch_size / (time.perf_counter() - start)
     start = time.perf_counter()
     loader = usual_loader(baseline, root, config.batch_size, workers, data.mean, data.std)
