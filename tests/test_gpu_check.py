@@ -87,3 +87,12 @@ def test_unpack_data_repacks_a_tar_xz_as_one_zip_and_passes_a_zip_through(tmp_pa
         assert zf.read("train/cat/0.jpg") == b"train" and zf.read("test/cat/0.jpg") == b"test"
     assert _list_zip(packed) == {"train": {"cat": ["train/cat/0.jpg"]}, "test": {"cat": ["test/cat/0.jpg"]}}
     assert unpack_data(str(tmp_path / "data.zip"), tmp_path / "y") == str(tmp_path / "data.zip")
+
+
+def test_install_wheels_installs_nothing_where_the_tool_imports_already(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.gpu_check import TOOL_PACKAGES, install_wheels
+
+    assert set(TOOL_PACKAGES.values()) == {"optuna", "pyyaml", "tqdm", "filelock", "scipy", "plotly"}
+    result = install_wheels(str(tmp_path))  # every package is installed here: pip is not called
+    assert result["missing_before"] == result["missing_after"] == [] and "pip_rc" not in result
