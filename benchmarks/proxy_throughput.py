@@ -107,10 +107,17 @@ def usual_loader(baseline: str, root: Path, batch_size: int, workers: int, mean,
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True)
 
 
-def usual_trial(model, baseline, root, config, steps, workers, mean, std, device) -> float:
-    """Seconds for one trial of the usual pipeline: build data set and loader, train ``steps`` steps."""
+def usual_trial(model, baseline, root, config, steps, workers, mean, std, device, *,
+                autocast_dtype: torch.dtype | None = None, channels_last: bool = False) -> float:
+    """Seconds for one trial of the usual pipeline: build data set and loader, train ``steps`` steps.
+
+    ``autocast_dtype`` / ``channels_last``: train in the precision and layout ours uses on a GPU
+    (off by default: float32, as on a CPU), so that a GPU comparison differs in the data pipeline only.
+    """
     start = time.perf_counter()
     loader = usual_loader(baseline, root, config.batch_size, workers, mean, std)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
                           weight_decay=config.weight_decay)
     model.train()
@@ -118,7 +125,11 @@ def usual_trial(model, baseline, root, config, steps, workers, mean, std, device
     while done < steps:
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -154,6 +165,8 @@ def pipeline_only(data: DataSplits, baseline, root, config, steps, workers, devi
     for i in range(steps):
         idx = order[i * config.batch_size : (i + 1) * config.batch_size]
         augment_batch(data.train_x[idx], data.train_y[idx], config.augment, data.num_classes, norm, gen, rng)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the kernels were only queued
     ours = steps * config.batch_size / (time.perf_counter() - start)
     start = time.perf_counter()
     loader = usual_loader(baseline, root, config.batch_size, workers, data.mean, data.std)
