@@ -62,7 +62,8 @@ class ProxyConfig(Recipe):
 # Label smoothing and a linear decay to 0 make short runs rank networks more stably; batch sizes
 # keep >= ~50 steps per epoch so that BN statistics and momentum settle.
 PRESETS: dict[str, ProxyConfig] = {
-    # ~100k images of a 108M-MAC network in bf16 + channels_last: about 10 s on an H100-class GPU.
+    # ~100k images in bf16 + channels_last; its time per trial on a GPU is not measured yet
+    # (BENCHMARKS.md, "GPU check": benchmarks/gpu_check.py measures it where a GPU is lent).
     "gpu": ProxyConfig(
         epochs=5, train_subset=20000, batch_size=256, lr=0.2, warmup_epochs=1, schedule="linear",
         weight_decay=5e-4, label_smoothing=0.1, eval_batch_size=2500, bn_recalibration_images=2500,
