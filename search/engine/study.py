@@ -18,8 +18,9 @@ import optuna
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
-from search.engine.attributes import ATTR, counted
+from search.engine.attributes import ATTR, STATUS, counted
 from search.engine.journal import JournalError, check_journal, journal_backend
+from search.engine.outcome import finish, recorded_outcome
 from search.files import file_lock
 
 # We use group-decomposed TPE and metric names on purpose; their "experimental" notes are noise.
@@ -205,7 +206,9 @@ def recover_stale_trials(study: optuna.Study) -> list[int]:
     Call it holding the ask lock (``ask_lock``).
 
     Journal storages have no heartbeat; a trial records its host and pid when it starts, so a
-    process on the same host can tell whether its owner is gone (kill -9, power loss).
+    process on the same host can tell whether its owner is gone (kill -9, power loss). A trial
+    that stored its outcome before its process died is finished with it instead
+    (``search.engine.outcome``): its training is not repeated.
     """
     host = socket.gethostname()
     recovered = []
@@ -215,6 +218,12 @@ def recover_stale_trials(study: optuna.Study) -> list[int]:
         # lock that the caller holds, so no live worker can be in that gap now.
         if pid is not None and (owner_host != host or _alive(int(pid))):
             continue
+        outcome = recorded_outcome(t)
+        if outcome is not None:  # trained and recorded, killed before tell: finish it, do not train again
+            finish(study, t, outcome)
+            continue
+        if t.user_attrs.get(ATTR.STATUS, STATUS.RUNNING) != STATUS.RUNNING:  # a status without its outcome:
+            optuna.Trial(study, t._trial_id).set_user_attr(ATTR.STATUS, STATUS.RUNNING)  # not counted, "stale"
         requeue(study, t)  # its status stays "running": shown as "stale"
         recovered.append(t.number)
     return recovered
