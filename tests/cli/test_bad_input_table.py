@@ -131,3 +131,13 @@ def test_a_bad_value_from_a_real_process_is_one_line_and_leaves_nothing(tmp_path
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "epochs" in proc.stderr, proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_run_in_which_every_trial_failed_exits_1(tmp_path, capsys):
+    """Batches of one image cannot train the first sampled network (seed 0): its SRM module needs a
+    BatchNorm over more than one value, so the trial fails (recorded with its reason)."""
+    code, err = run_main(["--budget", "1", "--no-references", *FAST, "--batch-size", "1", "--epochs", "0.01",
+                          "--results-dir", str(tmp_path), "--name", "f"], capsys)
+    assert code == 1, err
+    assert "every trial failed" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "f" / "trials.csv").exists()  # the run itself is kept, with its failure reasons

@@ -26,6 +26,7 @@ import pytest
 from optuna.trial import TrialState
 
 import launch_search
+from blocks import count_cost
 from search import faults
 from search.engine.attributes import ATTR, COUNTED_STATUSES, STATUS, TRAINED_STATUSES
 from search.engine.journal import check_journal, inspect_journal
@@ -36,9 +37,13 @@ from space.spaces import get_space
 TINY = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "32",
         "--train-subset", "32", "--batch-size", "32", "--epochs", "0.01"]
 BUDGET = 7  # the seesaw space's 5 references, then 2 sampled networks
-# How far into a launch each point may be armed (its n-th hit): spread over a launch of a few trials.
-REACH = {"ask": 3, "claim": 3, "evaluated": 2, "outcome-recorded": 2, "told": 3, "journal-append": 40,
-         "journal-appended": 40}
+# How far into a launch each point may be armed (its n-th hit, 1..REACH) and how often it is drawn:
+# a trial writes about 20 journal records, so most kills land before or inside the first trial or two
+# of a launch, and each launch gets a little further than the last.
+REACH = {"ask": 2, "claim": 2, "evaluated": 2, "outcome-recorded": 2, "told": 2, "journal-append": 30,
+         "journal-appended": 30}
+WEIGHT = {"ask": 1, "claim": 1, "evaluated": 1, "outcome-recorded": 1, "told": 1, "journal-append": 3,
+          "journal-appended": 2}
 
 
 def _child(args: list[str], fault: str | None, log: str) -> None:
@@ -111,7 +116,10 @@ def crash_and_resume(tmp_path: Path, seed: int, campaigns: int, max_rounds: int 
     rng = random.Random(seed)
     space = get_space("seesaw", dataset="synthetic")
     reference_keys = {name: spec.canonical_key() for name, spec in space.references().items()}
-    load_dataset("synthetic", None, device="cpu", val_size=32, seed=0)  # decoded once; forked children inherit it
+    # Decoded and counted once here: the forked children inherit the data and the cost memo.
+    load_dataset("synthetic", None, device="cpu", val_size=32, seed=0)
+    for spec in space.references().values():
+        count_cost(spec, 10, space.input_size)
     kills, problems, points = 0, [], {}
     for c in range(campaigns):
         name = f"c{c}"
@@ -119,7 +127,7 @@ def crash_and_resume(tmp_path: Path, seed: int, campaigns: int, max_rounds: int 
         base = ["--space", "seesaw", "--budget", str(BUDGET), "--name", name, "--results-dir", str(tmp_path), *TINY]
         finished: dict[int, tuple] = {}
         for r in range(max_rounds + 1):
-            point = rng.choice(faults.POINTS)
+            point = rng.choices(list(WEIGHT), weights=list(WEIGHT.values()))[0]
             fault = None if r == max_rounds else f"{point}:{rng.randint(1, REACH[point])}"
             args = base + (["--resume"] if journal.exists() else [])
             code = launch(args, fault, tmp_path / f"{name}.log")
