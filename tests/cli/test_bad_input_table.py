@@ -139,5 +139,21 @@ def test_a_run_in_which_every_trial_failed_exits_1(tmp_path, capsys):
     code, err = run_main(["--budget", "1", "--no-references", *FAST, "--batch-size", "1", "--epochs", "0.01",
                           "--results-dir", str(tmp_path), "--name", "f"], capsys)
     assert code == 1, err
-    assert "every trial failed" in err and len(err.strip().splitlines()) == 1
+    last = err.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith("error: ") and "every trial failed" in last and "Traceback" not in err
     assert (tmp_path / "f" / "trials.csv").exists()  # the run itself is kept, with its failure reasons
+
+
+def test_resume_with_another_space_or_block_sharing_is_refused_and_changes_nothing(tmp_path, capsys):
+    base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "r"]
+    code, err = run_main(base, capsys)
+    assert code == 0, err
+    run_dir = tmp_path / "r"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    for extra in (["--space", "shufflenet"], ["--shared-block"], ["--dataset", "cifar100"]):
+        code, err = run_main([*base, "--resume", "--budget", "2", *extra], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "was made with" in err, err
+        assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before, extra
+    # --export reads the run without writing to it, and prints only the YAML's path
+    code, _ = run_main([*base, "--export", "0"], capsys)
+    assert code == 0 and (run_dir / "study.journal").read_bytes() == before["study.journal"]

@@ -3,6 +3,7 @@ and garbage inside; plus the lock a killed writer leaves behind."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -92,6 +93,15 @@ def test_garbage_inside_is_refused_with_one_line_and_nothing_written(tmp_path, j
     assert path.read_bytes() == data and sorted(p.name for p in tmp_path.iterdir() if "damaged" in p.name) == []
 
 
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_export_reads_a_damaged_journal_without_writing(tmp_path, journal_bytes):
     path = tmp_path / "study.journal"
     path.write_bytes(journal_bytes + b"{\"op_co")
@@ -99,8 +109,15 @@ def test_export_reads_a_damaged_journal_without_writing(tmp_path, journal_bytes)
         load_study_readonly(f"journal://{path}", "s")
     assert path.read_bytes() == journal_bytes + b"{\"op_co"
     path.write_bytes(journal_bytes)
-    study = load_study_readonly(f"journal://{path}", "s")
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    handler = Records()
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        study = load_study_readonly(f"journal://{path}", "s")
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
     assert len(study.trials) == 3 and path.read_bytes() == journal_bytes  # reading appends nothing
+    assert [r.getMessage() for r in handler.records] == []  # and logs nothing (create_study(load_if_exists) would)
 
 
 def _hold_lock_and_die(path: str) -> None:
