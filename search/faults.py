@@ -12,7 +12,7 @@ Points (where they are passed):
 - ``told``: after ``tell``
 - ``journal-append``: inside a journal write, after half of its bytes reached the file (a torn
   write; ``search.engine.journal``)
-- ``journal-appended``: after a journal write, before the lock is released
+- ``journal-appended``: right after a journal write
 """
 
 from __future__ import annotations
