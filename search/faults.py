@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["ACTIVE", "POINTS", "configure", "hits", "point"]
+__all__ = ["ACTIVE", "POINTS", "configure", "due", "hits", "point"]
 
 POINTS = ("ask", "claim", "evaluated", "outcome-recorded", "told", "journal-append", "journal-appended")
 
