@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from space.spaces import SPACES
 __all__ = ["EXECUTORS", "PICKS", "SearchConfig", "SearchError"]
 
 EXECUTORS = ("local", "ray")
+MAX_NAME_BYTES = 100  # a folder name and an Optuna study name; file systems allow 255 bytes
+MAX_SEED = 2**31 - 1  # samplers take seeds below 2**32
 PICKS = ("accuracy", "knee", "smallest")
 
 
@@ -84,8 +87,37 @@ class SearchConfig:
                 raise SearchError(f"--prescreen-keep must be in (0, 1], got {self.prescreen_keep}")
             if self.executor != "local":
                 raise SearchError("--prescreen runs with the local executor; leave out --executor ray or --prescreen")
-        if not self.name or "/" in self.name or self.name in (".", ".."):
+        if (not isinstance(self.name, str) or not self.name.strip() or self.name in (".", "..")
+                or any(c in self.name for c in "/\\\0") or not self.name.isprintable()):
             raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
+        if len(self.name.encode()) > MAX_NAME_BYTES:
+            raise SearchError(f"--name is {len(self.name.encode())} bytes long; at most {MAX_NAME_BYTES} (it names a folder and the study)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SearchError(f"--seed must be a whole number in [0, {MAX_SEED}], got {self.seed!r}")
+        if isinstance(self.val_size, bool) or not isinstance(self.val_size, int) or self.val_size < 1:
+            raise SearchError(f"--val-size must be a whole number of images >= 1 (trials are ranked on them), got {self.val_size!r}")
+        if not str(self.results_dir).strip():
+            raise SearchError("--results-dir must name a folder, got ''")
+        if not str(self.data_dir).strip():
+            raise SearchError("--data-dir must name a folder or file, got ''")
+        if not str(self.proxy).strip():
+            raise SearchError("--proxy must name a preset, got ''")
+        if self.storage is not None:
+            if not self.storage.strip():
+                raise SearchError("--storage must be a URL (journal:///path or postgresql://...), got ''")
+            if self.storage.startswith("journal://") and not self.storage[len("journal://"):].strip():
+                raise SearchError("--storage journal:// needs a file path, e.g. journal:///data/runs/study.journal")
+        for name, low in (("cpus_per_trial", 0.0), ("gpus_per_trial", None)):
+            value = getattr(self, name)
+            if not math.isfinite(value) or (low is not None and value <= low):
+                raise SearchError(f"--{name.replace('_', '-')} must be a finite number{' > 0' if low is not None else ''}, got {value}")
+        if self.gpus_per_trial < 0 and self.gpus_per_trial != -1:
+            raise SearchError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        for name in ("max_concurrent", "max_retries"):
+            if getattr(self, name) < 0:
+                raise SearchError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise SearchError("--ray-address must be HOST:PORT, got ''")
         return self
 
     def to_dict(self) -> dict[str, Any]:

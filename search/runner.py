@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from search.config import SearchConfig
-from search.engine.session import Run, check_max_macs, open_run, proxy_name
-from search.engine.study import ask_lock, enqueue_references, finished_count, make_sampler, open_study, recover_stale_trials
+from search.engine.session import Run, open_run, proxy_name
+from search.engine.study import ask_lock, enqueue_references, finished_count, load_study_readonly, recover_stale_trials
 from search.engine.attributes import ATTR
 from search.errors import SearchError
 from search.executors import local, ray_tune
@@ -25,21 +27,36 @@ from search.results.export import export_trial
 from search.results.summary import write_artifacts
 from search.train.data import default_num_classes
 
-__all__ = ["export_trial_of_run", "finalize", "run_search"]
+__all__ = ["RESUME_FIXED", "check_resume", "export_trial_of_run", "finalize", "run_search"]
+
+# Settings that define what a run searches: a resume with other values would mix two searches.
+RESUME_FIXED = ("space", "shared_block", "dataset")
 
 
 def run_search(cfg: SearchConfig) -> dict[str, Any]:
-    """Run (or resume) a search to its budget and write every artifact; returns the summary."""
+    """Run (or resume) a search to its budget and write every artifact; returns the summary.
+
+    A refused run (bad settings, missing data, unreachable storage ...) leaves nothing behind: the
+    checks run before anything is written, and a run folder this launch created is removed if
+    setting up the study fails after all."""
     cfg.validate()
     if cfg.executor == "ray":
         ray_tune.preflight(cfg)  # settings and the cluster's address; Ray is not imported
     run_dir = cfg.run_dir
-    if not cfg.resume and (run_dir / "study.journal").exists() and cfg.storage is None:
+    journal = run_dir / "study.journal"
+    if not cfg.resume and journal.exists() and cfg.storage is None:
         raise SearchError(f"{run_dir} already holds a search; pass --resume to continue it or --name for a new run")
-    run = open_run(cfg, create=True)
-    check_max_macs(run)
-    with ask_lock(cfg.run_dir):
-        recovered = recover_stale_trials(run.study)
+    if cfg.resume:
+        check_resume(cfg)
+    created = _first_missing(run_dir.resolve())
+    try:
+        run = open_run(cfg, create=True)
+        with ask_lock(cfg.run_dir):
+            recovered = recover_stale_trials(run.study)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     if recovered:
         print(f"resume: trials {recovered} were cut off by a dead process; their architectures run again")
     added = enqueue_references(run.study, run.space.reference_params()) if cfg.references else 0
@@ -65,6 +82,39 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     return summary
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what creating it would add)."""
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def check_resume(cfg: SearchConfig) -> None:
+    """``--resume`` continues a run that exists, with the settings that define its search: refused
+    otherwise, before anything is written."""
+    run_dir = cfg.run_dir
+    if cfg.storage is None and not (run_dir / "study.journal").exists():
+        raise SearchError(f"--resume: there is no run {cfg.name!r} in {cfg.results_dir} (no {run_dir / 'study.journal'}); "
+                          "leave out --resume to start it")
+    if run_dir.exists() and not os.access(run_dir, os.W_OK):
+        raise SearchError(f"--resume: the run folder {run_dir} is not writable")
+    path = run_dir / "run.json"
+    if not path.exists():
+        return
+    try:
+        first = json.loads(path.read_text()).get("launches", [{}])[0].get("config", {})
+    except (ValueError, AttributeError, IndexError):
+        return  # an unreadable run.json is rewritten; the study itself is the record
+    current = cfg.to_dict()
+    changed = [k for k in RESUME_FIXED if k in first and first[k] != current[k]]
+    if changed:
+        was = ", ".join(f"--{k.replace('_', '-')} {first[k]}" for k in changed)
+        now = ", ".join(f"--{k.replace('_', '-')} {current[k]}" for k in changed)
+        raise SearchError(f"--resume: run {cfg.name!r} was made with {was}, not {now}; resume it with the same "
+                          "settings or start a new --name")
+
+
 def finalize(run: Run) -> dict[str, Any]:
     """Write trials.csv, plots, hypervolume, best_block.yaml; print and return the summary."""
     return write_artifacts(run.study, run.cfg, num_classes=run.num_classes, input_size=run.space.input_size,
@@ -76,7 +126,7 @@ def export_trial_of_run(cfg: SearchConfig, trial_number: int, out: Path | None =
     run_dir = cfg.run_dir
     if cfg.storage is None and not (run_dir / "study.journal").exists():
         raise SearchError(f"no search in {run_dir}; pass the run's --name (and --results-dir) or --storage")
-    study = open_study(cfg.storage_url, cfg.name, make_sampler("random", 0), resume=True)
+    study = load_study_readonly(cfg.storage_url, cfg.name)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if trial_number not in trials:
         raise SearchError(f"run {cfg.name!r} has no trial {trial_number}; it has trials 0..{max(trials, default=-1)}")
@@ -84,7 +134,10 @@ def export_trial_of_run(cfg: SearchConfig, trial_number: int, out: Path | None =
     if ATTR.SPEC not in trial.user_attrs:
         raise SearchError(f"trial {trial_number} has no architecture recorded (state {trial.state.name}); pick another")
     path = out or run_dir / f"trial_{trial_number}.yaml"
-    export_trial(trial, path, run=_run_info(cfg), pick=f"trial {trial_number}")
+    try:
+        export_trial(trial, path, run=_run_info(cfg), pick=f"trial {trial_number}")
+    except OSError as exc:
+        raise SearchError(f"cannot write {path}: {exc.strerror}; the run folder must be writable") from None
     return path
 
 

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from search.runner import export_trial_of_run, run_search
 from seesaw_cli.commands import KNOWN_ERRORS, describe_space, final_train, print_references
-from seesaw_cli.parser import EXIT_USAGE, build_parser, final_train_config, search_config
+from seesaw_cli.parser import EXIT_FAILED, EXIT_USAGE, build_parser, contradiction, final_train_config, search_config
 
 __all__ = ["main"]
 
@@ -25,23 +25,34 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    problem = contradiction(args)
+    if problem:
+        parser.error(problem)
     try:
         if args.list_references:
             return print_references(as_json=args.json)
         if args.describe:
             return describe_space(args.space, args.dataset, args.shared_block)
-        if args.final_train:
+        if args.final_train is not None:
             return final_train(final_train_config(args))
         cfg = search_config(args).validate()
         if args.export is not None:
-            if args.name is None:
-                parser.error("--export needs the run's --name")
             print(export_trial_of_run(cfg, args.export))
             return 0
         summary = run_search(cfg)
-        return 130 if summary.get("interrupted") else 0
+        if summary.get("interrupted"):
+            return 130
+        if summary.get("finished") and not summary.get("front"):
+            print(f"error: no trial of run {cfg.name!r} finished with a result (every trial failed; see the failure "
+                  f"column of {cfg.run_dir / 'trials.csv'})", file=sys.stderr)
+            return EXIT_FAILED
+        return 0
     except KNOWN_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a file the command needs: unreadable, unwritable, disk full
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{':' if where else ''}{where}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

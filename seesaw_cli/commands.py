@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from blocks import count_cost
+from search.config import MAX_SEED
 from search.engine.study import StudyError
 from search.errors import SearchError
 from search.results.artifacts import format_table
@@ -100,7 +101,14 @@ def final_train(cfg: FinalTrainConfig) -> int:
     if cfg.recipe not in FINAL_PRESETS:
         raise SearchError(f"unknown --recipe {cfg.recipe!r}; valid: {', '.join(FINAL_PRESETS)}")
     overrides = {k: v for k, v in (("epochs", cfg.epochs), ("batch_size", cfg.batch_size)) if v is not None}
-    config = dataclasses.replace(FINAL_PRESETS[cfg.recipe], **overrides)
+    try:
+        config = dataclasses.replace(FINAL_PRESETS[cfg.recipe], **overrides).validate()
+    except (TypeError, ValueError) as exc:
+        raise SearchError(f"bad training setting: {exc}") from None
+    if isinstance(cfg.val_size, bool) or not isinstance(cfg.val_size, int) or cfg.val_size < 1:
+        raise SearchError(f"--val-size must be a whole number of images >= 1, got {cfg.val_size!r}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise SearchError(f"--seed must be a whole number in [0, {MAX_SEED}], got {cfg.seed!r}")
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
     if data.num_classes != num_classes:

@@ -14,10 +14,11 @@ from search.config import EXECUTORS, PICKS, SearchConfig
 from search.engine.study import SAMPLERS
 from search.train.data import DATASETS
 
-__all__ = ["EXIT_USAGE", "FinalTrainConfig", "OneLineParser", "build_parser", "final_train_config", "macs_value",
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "contradiction", "FinalTrainConfig", "OneLineParser", "build_parser", "final_train_config", "macs_value",
            "positive_int", "search_config"]
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1  # the search ran, but no trial finished with a result
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -101,6 +102,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Options of the Ray executor only, with their defaults.
+RAY_ONLY = {"ray_address": None, "gpus_per_trial": None, "cpus_per_trial": 1.0, "max_concurrent": 0, "max_retries": 0}
+
+
+def contradiction(args: argparse.Namespace) -> str | None:
+    """Options that cannot go together (argparse would silently ignore some): the message, or None."""
+    modes = [flag for flag, given in (("--references", args.list_references), ("--describe", args.describe),
+                                      ("--export", args.export is not None), ("--final-train", args.final_train is not None))
+             if given]
+    if len(modes) > 1:
+        return f"{' and '.join(modes)} are different commands; give one"
+    if args.json and not args.list_references:
+        return "--json applies to --references only"
+    if args.export is not None and args.name is None:
+        return "--export needs the run's --name"
+    if args.executor != "ray":
+        given = [k for k, default in RAY_ONLY.items() if getattr(args, k) != default]
+        if given:
+            return f"--{given[0].replace('_', '-')} applies to --executor ray only"
+    if args.resume and (args.list_references or args.describe or args.final_train or args.export is not None):
+        return "--resume continues a search; leave it out with " + modes[0]
+    return None
+
+
 # Options that override a field of the proxy preset (search.train.proxy.ProxyConfig).
 PROXY_OVERRIDES = ("epochs", "train_subset", "batch_size", "width_scale")
 
@@ -109,7 +134,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
     """The search's settings from the parsed options: every option named like a SearchConfig field."""
     values: dict[str, Any] = {f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig)
                               if hasattr(args, f.name)}
-    values["name"] = args.name or f"{args.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    values["name"] = args.name if args.name is not None else f"{args.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     values["proxy_overrides"] = {k: getattr(args, k) for k in PROXY_OVERRIDES if getattr(args, k) is not None}
     values["gpus_per_trial"] = args.gpus_per_trial if args.gpus_per_trial is not None else -1.0  # -1: auto
     return SearchConfig(**values)

@@ -32,6 +32,7 @@ class ATTR:
     TRAIN_TIME = METRIC_PREFIX + "train_time_s"
     IMAGES_PER_S = METRIC_PREFIX + "images_per_s"
     PRESCREEN_SCORE = "prescreen_score"  # with --prescreen (search/engine/prescreen.py)
+    OUTCOME = "outcome"  # the whole outcome, written in one record before tell (search/engine/outcome.py)
 
 
 def metric(name: str) -> str:

@@ -28,7 +28,7 @@ from search.train.proxy import PRESETS, ProxyConfig
 from search.train.trainer import resolve_device
 from space.spaces import SearchSpace, get_space
 
-__all__ = ["Run", "check_max_macs", "open_run", "proxy_config", "proxy_name"]
+__all__ = ["Run", "check_max_macs", "check_max_macs_of", "open_run", "proxy_config", "proxy_name", "sampler_seed"]
 
 log = logging.getLogger("seesaw_nas.search")
 
@@ -71,8 +71,11 @@ def proxy_config(cfg: SearchConfig, device: str) -> ProxyConfig:
 
 def configure_logging(run_dir: Path, worker_index: int) -> None:
     """Per-trial lines go to results/<name>/search.log (all workers append to one file)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / "search.log")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(run_dir / "search.log")
+    except OSError as exc:
+        raise SearchError(f"cannot write the run folder {run_dir}: {exc.strerror}; pass a writable --results-dir") from None
     handler.setFormatter(logging.Formatter(f"%(asctime)s w{worker_index} %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)
@@ -80,23 +83,41 @@ def configure_logging(run_dir: Path, worker_index: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def sampler_seed(cfg: SearchConfig, worker_index: int, trials_so_far: int) -> tuple[int, str]:
+    """The sampler seed of this process, and where it came from (for search.log).
+
+    A fresh run's first process uses ``--seed`` (reproducible). Any other process (an extra worker,
+    a resumed or concurrent launch) draws one from the OS: two processes seeded alike would propose
+    the same architectures, and two launches cannot know of each other."""
+    if worker_index == 0 and trials_so_far == 0:
+        return cfg.seed, "--seed"
+    return int.from_bytes(os.urandom(4), "little") % 2**31, f"os.urandom (worker {worker_index}, pid {os.getpid()})"
+
+
 def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) -> Run:
-    """Open the study and load data and evaluator for one worker process."""
-    configure_logging(cfg.run_dir, worker_index)
+    """Open the study and load data and evaluator for one worker process.
+
+    Everything that can refuse the run (device, proxy settings, space, data, --max-macs) is checked
+    before anything is written: a refused run leaves no run folder, log or study behind."""
     device = resolve_device(cfg.device)
+    proxy = proxy_config(cfg, device)
+    try:
+        space = get_space(cfg.space, dataset=cfg.dataset, shared_block=cfg.shared_block)
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
+    data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
+    if create:
+        check_max_macs_of(cfg, space, data.num_classes)
     if cfg.workers > 1 and device == "cpu":
         # several trial processes share the cores instead of over-subscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
-    proxy = proxy_config(cfg, device)
-    space = get_space(cfg.space, dataset=cfg.dataset, shared_block=cfg.shared_block)
-    # data first: a missing data set must not leave an empty study behind
-    data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
-    study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed + worker_index),
+    configure_logging(cfg.run_dir, worker_index)
+    study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed),
                        resume=cfg.resume or not create)
-    if worker_index or len(study.get_trials(deepcopy=False)):
-        # Another worker or a resumed run: a sampler seeded like the first launch's would repeat
-        # its first samples. Fresh runs stay reproducible from --seed alone.
-        study.sampler = make_sampler(cfg.sampler, hash((cfg.seed, worker_index, len(study.get_trials(deepcopy=False)))) % 2**31)
+    seed, origin = sampler_seed(cfg, worker_index, len(study.get_trials(deepcopy=False)))
+    if seed != cfg.seed or origin != "--seed":
+        study.sampler = make_sampler(cfg.sampler, seed)
+    log.info(f"sampler {cfg.sampler} seeded with {seed} from {origin}")
     evaluator = ProxyEvaluator(data, proxy, device, data.num_classes)
     prescreen = None
     if cfg.prescreen is not None:
@@ -108,12 +129,17 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
 
 def check_max_macs(run: Run) -> None:
     """Refuse a --max-macs below the smallest network of the space, before any trial."""
-    if run.cfg.max_macs is None:
+    check_max_macs_of(run.cfg, run.space, run.num_classes)
+
+
+def check_max_macs_of(cfg: SearchConfig, space: SearchSpace, num_classes: int) -> None:
+    """``check_max_macs`` before a run exists (nothing written yet)."""
+    if cfg.max_macs is None:
         return
-    smallest = run.space.spec_from_params(run.space.smallest_params())
-    macs = run.count_cost(smallest, run.num_classes, run.space.input_size).macs
-    if macs > run.cfg.max_macs:
+    smallest = space.spec_from_params(space.smallest_params())
+    macs = count_cost(smallest, num_classes, space.input_size).macs
+    if macs > cfg.max_macs:
         raise SearchError(
-            f"--max-macs {run.cfg.max_macs:,} is below the smallest network of space {run.cfg.space!r} "
-            f"({macs:,} MACs at {run.space.input_size}x{run.space.input_size}); raise it above {macs:,}"
+            f"--max-macs {cfg.max_macs:,} is below the smallest network of space {cfg.space!r} "
+            f"({macs:,} MACs at {space.input_size}x{space.input_size}); raise it above {macs:,}"
         )

@@ -8,6 +8,7 @@ What a trial records and what counts towards ``--budget``: ``search.engine.attri
 from __future__ import annotations
 
 import os
+import re
 import socket
 import warnings
 from pathlib import Path
@@ -15,10 +16,11 @@ from typing import Any
 
 import optuna
 from filelock import FileLock
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from search.engine.attributes import ATTR, counted
+from search.engine.attributes import ATTR, STATUS, counted
+from search.engine.journal import JournalError, check_journal, journal_backend
+from search.engine.outcome import finish, recorded_outcome
 from search.files import file_lock
 
 # We use group-decomposed TPE and metric names on purpose; their "experimental" notes are noise.
@@ -54,23 +56,60 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     raise StudyError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage | str:
-    """``journal://PATH`` (one host, several processes) or any Optuna RDB URL (several hosts)."""
-    if url.startswith("journal://"):
-        path = Path(url[len("journal://"):])
+def journal_path(url: str) -> Path | None:
+    """The file of a ``journal://PATH`` storage URL (None for other URLs)."""
+    if not url.startswith("journal://"):
+        return None
+    if not url[len("journal://"):].strip():
+        raise StudyError("--storage journal:// needs a file path, e.g. journal:///data/runs/study.journal")
+    return Path(url[len("journal://"):])
+
+
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)([^@]*)@")
+
+
+def _password(url: str) -> str | None:
+    m = _URL_PASSWORD.match(url)
+    return m.group(2) if m and m.group(2) else None
+
+
+def redact_url(url: str) -> str:
+    """The storage URL with its password replaced by ``***`` (for messages and logs)."""
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + "***@", url)
+
+
+def open_storage(url: str, *, repair: bool = True) -> optuna.storages.BaseStorage | str:
+    """``journal://PATH`` (one host, several processes) or any Optuna RDB URL (several hosts).
+
+    A journal is checked first (``search.engine.journal.check_journal``): a tail cut off by a crash
+    is backed up and dropped (one line printed; with ``repair=False`` refused instead), damage in
+    the middle is refused."""
+    path = journal_path(url)
+    if path is not None:
         try:
+            note = check_journal(path, repair=repair)
+            if note:
+                print(note)
             path.parent.mkdir(parents=True, exist_ok=True)
-            backend = JournalFileBackend(str(path))
+            backend = journal_backend(path)
+        except JournalError as exc:
+            raise StudyError(str(exc)) from None
         except OSError as exc:
             raise StudyError(f"cannot open the journal storage {path}: {exc.strerror}; pass --storage with a writable path") from None
-        return optuna.storages.JournalStorage(backend)
+        try:
+            return optuna.storages.JournalStorage(backend)
+        except (ValueError, UnicodeDecodeError) as exc:  # not a journal at all
+            raise StudyError(f"{path} is not an Optuna journal ({type(exc).__name__}: {exc}); move it aside") from None
     try:
         # No heartbeat: Optuna 5 runs it only inside study.optimize, not in our ask/tell loop.
         # Trials of a process that died on this host are recovered on resume (recover_stale_trials).
         return optuna.storages.RDBStorage(url)
     except Exception as exc:  # SQLAlchemy raises many types; the message is what matters here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open the storage {url!r}: {first}; check the URL (e.g. postgresql://user:pw@host/db) or leave --storage out") from None
+        password = _password(url)
+        if password:
+            first = first.replace(password, "***")
+        raise StudyError(f"cannot open the storage {redact_url(url)!r}: {first}; check the URL (e.g. postgresql://user:pw@host/db) or leave --storage out") from None
 
 
 def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool) -> optuna.Study:
@@ -78,14 +117,26 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
     storage = open_storage(storage_url)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if exists and not resume:
-        raise StudyError(f"a study named {study_name!r} already exists in {storage_url}; pass --resume to continue it or --name for a new run")
+        raise StudyError(f"a study named {study_name!r} already exists in {redact_url(storage_url)}; pass --resume to continue it or --name for a new run")
     if not exists and resume:
-        raise StudyError(f"--resume: no study named {study_name!r} in {storage_url}; leave out --resume to start it")
-    study = optuna.create_study(
-        storage=storage, study_name=study_name, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
-    )
-    study.set_metric_names(list(OBJECTIVE_NAMES))
+        raise StudyError(f"--resume: no study named {study_name!r} in {redact_url(storage_url)}; leave out --resume to start it")
+    if exists:  # load_study writes nothing (create_study(load_if_exists=True) appends a record each time)
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    else:
+        study = optuna.create_study(
+            storage=storage, study_name=study_name, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
+        )
+    if study.metric_names != list(OBJECTIVE_NAMES):
+        study.set_metric_names(list(OBJECTIVE_NAMES))
     return study
+
+
+def load_study_readonly(storage_url: str, study_name: str) -> optuna.Study:
+    """An existing study, for reading (``--export``): nothing is written, a damaged journal is refused."""
+    storage = open_storage(storage_url, repair=False)
+    if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        raise StudyError(f"no study named {study_name!r} in {redact_url(storage_url)}; pass the run's --name")
+    return optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler("random", 0))
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -155,7 +206,9 @@ def recover_stale_trials(study: optuna.Study) -> list[int]:
     Call it holding the ask lock (``ask_lock``).
 
     Journal storages have no heartbeat; a trial records its host and pid when it starts, so a
-    process on the same host can tell whether its owner is gone (kill -9, power loss).
+    process on the same host can tell whether its owner is gone (kill -9, power loss). A trial
+    that stored its outcome before its process died is finished with it instead
+    (``search.engine.outcome``): its training is not repeated.
     """
     host = socket.gethostname()
     recovered = []
@@ -165,6 +218,12 @@ def recover_stale_trials(study: optuna.Study) -> list[int]:
         # lock that the caller holds, so no live worker can be in that gap now.
         if pid is not None and (owner_host != host or _alive(int(pid))):
             continue
+        outcome = recorded_outcome(t)
+        if outcome is not None:  # trained and recorded, killed before tell: finish it, do not train again
+            finish(study, t, outcome)
+            continue
+        if t.user_attrs.get(ATTR.STATUS, STATUS.RUNNING) != STATUS.RUNNING:  # a status without its outcome:
+            optuna.Trial(study, t._trial_id).set_user_attr(ATTR.STATUS, STATUS.RUNNING)  # not counted, "stale"
         requeue(study, t)  # its status stays "running": shown as "stale"
         recovered.append(t.number)
     return recovered

@@ -22,15 +22,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from blocks.cost import Cost
+from search import faults
 from search.config import SearchConfig
 from search.errors import SearchError
 from search.engine.attributes import ATTR, STATUS, TRAINED_STATUSES, metric, trial_status
+from search.engine.outcome import finish, make_outcome
 from search.engine.study import ask_lock, claim, finished_count, requeue, running_count
 from search.train.evaluator import Evaluation
 from space.spaces import SearchSpace
 from space.spec import ArchSpec
 
-__all__ = ["Proposal", "TrialSteps", "describe_trial", "find_evaluated", "propose", "record", "run_trial"]
+__all__ = ["Proposal", "TrialSteps", "describe_trial", "find_evaluated", "propose", "record", "run_trial",
+           "trial_outcome"]
 
 log = logging.getLogger("seesaw_nas.search")
 
@@ -98,30 +101,35 @@ def find_evaluated(study: optuna.Study, key: str, exclude: int) -> FrozenTrial |
 
 
 def record(study: optuna.Study, proposal: Proposal, evaluation: Evaluation | None) -> FrozenTrial:
-    """Tell the study how the trial ended; returns the finished trial."""
-    trial = proposal.trial
+    """Tell the study how the trial ended; returns the finished trial.
+
+    The outcome is stored in one record first (``search.engine.outcome``): a crash before ``tell``
+    then loses nothing, recovery finishes the trial with it."""
+    outcome = trial_outcome(proposal, evaluation)
+    proposal.trial.set_user_attr(ATTR.OUTCOME, outcome)
+    faults.point("outcome-recorded")
+    return finish(study, proposal.trial, outcome)
+
+
+def trial_outcome(proposal: Proposal, evaluation: Evaluation | None) -> dict[str, Any]:
+    """What ``record`` writes: the status and attributes of the trial, and its values or a failure."""
     if proposal.infeasible:
-        trial.set_user_attr(ATTR.STATUS, STATUS.INFEASIBLE)
-        return study.tell(trial, [0.0, float(proposal.macs)])
+        return make_outcome({ATTR.STATUS: STATUS.INFEASIBLE}, [0.0, float(proposal.macs)])
     if proposal.duplicate_of is not None:
         twin = proposal.duplicate_of
-        trial.set_user_attr(ATTR.STATUS, STATUS.DUPLICATE)
-        trial.set_user_attr(ATTR.DUPLICATE_OF, twin.number)
-        for k, v in twin.user_attrs.items():
-            if k.startswith(ATTR.METRIC_PREFIX):
-                trial.set_user_attr(k, v)
+        attrs: dict[str, Any] = {k: v for k, v in twin.user_attrs.items() if k.startswith(ATTR.METRIC_PREFIX)}
+        attrs.update({ATTR.STATUS: STATUS.DUPLICATE, ATTR.DUPLICATE_OF: twin.number})
         if twin.state == TrialState.FAIL:
-            trial.set_user_attr(ATTR.FAILURE, f"same architecture as trial {twin.number}, which diverged")
-            return study.tell(trial, state=TrialState.FAIL)
-        return study.tell(trial, list(twin.values))
+            attrs[ATTR.FAILURE] = f"same architecture as trial {twin.number}, which diverged"
+            return make_outcome(attrs, None)
+        return make_outcome(attrs, list(twin.values))
     assert evaluation is not None, "a trained proposal needs an evaluation"
-    for k, v in evaluation.metrics.items():
-        trial.set_user_attr(metric(k), v)
-    trial.set_user_attr(ATTR.STATUS, evaluation.status)
+    attrs = {metric(k): v for k, v in evaluation.metrics.items()}
+    attrs[ATTR.STATUS] = evaluation.status
     if evaluation.status != STATUS.OK:
-        trial.set_user_attr(ATTR.FAILURE, evaluation.failure or evaluation.status)
-        return study.tell(trial, state=TrialState.FAIL)
-    return study.tell(trial, [float(evaluation.val_acc), float(proposal.macs)])
+        attrs[ATTR.FAILURE] = evaluation.failure or evaluation.status
+        return make_outcome(attrs, None)
+    return make_outcome(attrs, [float(evaluation.val_acc), float(proposal.macs)])
 
 
 def describe_trial(t: FrozenTrial) -> str:
@@ -175,7 +183,9 @@ class TrialSteps:
                 if finished_count(self.study) + running_count(self.study) >= self.cfg.budget:
                     return None
                 trial = self.study.ask() if self.prescreen is None else self.prescreen.ask(self.study)
+                faults.point("ask")
                 claim(trial)
+                faults.point("claim")
             try:
                 proposal = propose(trial, self.space, num_classes=self.num_classes, max_macs=self.cfg.max_macs,
                                    count_cost=self.count_cost)
@@ -220,4 +230,5 @@ def run_trial(steps: TrialSteps, evaluate: Evaluator) -> FrozenTrial | None:
     except KeyboardInterrupt:
         steps.cut_off(proposal)
         raise
+    faults.point("evaluated")
     return steps.finish(proposal, evaluation)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import sys
+import threading
+import time
 from typing import Any, Callable
 
 import optuna
@@ -19,7 +22,10 @@ from search.results.artifacts import write_trials_csv
 from search.results.progress import TrialProgress
 from space.spaces import SearchSpace
 
-__all__ = ["run_local", "run_worker", "start_extra_workers"]
+__all__ = ["exit_with_parent", "run_local", "run_worker", "start_extra_workers"]
+
+PARENT_POLL_S = 1.0  # how often a spawned worker checks that the launching process is alive
+EXIT_PARENT_DIED = 3  # a worker's exit status when it ended because the launching process died
 
 
 def run_worker(
@@ -64,13 +70,29 @@ def start_extra_workers(cfg: SearchConfig, n: int) -> list[mp.process.BaseProces
     ctx = mp.get_context("spawn")
     procs = []
     for i in range(n):
-        p = ctx.Process(target=_worker_main, args=(cfg, i + 1), name=f"seesaw-worker-{i + 1}")
+        p = ctx.Process(target=_worker_main, args=(cfg, i + 1, os.getpid()), name=f"seesaw-worker-{i + 1}")
         p.start()
         procs.append(p)
     return procs
 
 
-def _worker_main(cfg: SearchConfig, index: int) -> None:
+def exit_with_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> threading.Thread:
+    """Watch the launching process from a daemon thread and end this one when it is gone (kill -9
+    of the main process): an orphaned worker would go on spending the budget alone. The trial it
+    was running stays "running" and is re-run on --resume, like any trial of a dead process."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(EXIT_PARENT_DIED)
+
+    thread = threading.Thread(target=watch, name="seesaw-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _worker_main(cfg: SearchConfig, index: int, parent_pid: int) -> None:
+    exit_with_parent(parent_pid)
     with contextlib.suppress(KeyboardInterrupt):
         run = open_run(cfg, worker_index=index)
         run_worker(run.study, cfg, run.space, run.evaluator, num_classes=run.num_classes, count_cost=run.count_cost,

@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,6 +257,7 @@ def synthetic_dataset(
 
 def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    created = not data_dir.exists()  # a failed download must not leave an empty folder behind
     parts = []
     for train in (True, False):
         try:
@@ -265,6 +267,8 @@ def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
                 ds = cls(root=str(data_dir), train=train, download=True)
             except Exception as exc:  # offline: URLError, socket errors, ...
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if created:
+                    shutil.rmtree(data_dir, ignore_errors=True)
                 if data_dir.is_file() or (data_dir / "train").is_dir():
                     raise DataError(
                         f"{data_dir} looks like an image folder (train/<class>/*), not torchvision's {name} "

@@ -132,6 +132,17 @@ def resolve_device(name: str) -> str:
     """``auto`` -> cuda when available, else cpu; refuses cuda on a machine without it."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, TypeError, ValueError):
+        kind = None
+    if kind not in ("cpu", "cuda", "mps"):
+        raise SearchError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if kind == "cuda" and torch.device(name).index is not None and torch.cuda.is_available() \
+            and torch.device(name).index >= torch.cuda.device_count():
+        raise SearchError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise SearchError(f"--device {name}: MPS is not available on this machine; use --device cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SearchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return name

@@ -1,0 +1,159 @@
+"""Every flag with an empty, zero, negative, non-finite, wrong-type and too-long value: one line on
+stderr, exit status 2, and nothing created on disk (no run folder, no journal, no data folder)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import launch_search
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64",
+        "--train-subset", "64", "--batch-size", "32"]
+LONG = "x" * 300
+RAY = ["--executor", "ray"]
+
+# (flag, bad values, extra options the flag needs to be read at all)
+TABLE: list[tuple[str, list[str], list[str]]] = [
+    ("--space", ["", "nope", "0", LONG], []),
+    ("--budget", ["", "0", "-1", "nan", "inf", "1.5", "abc", LONG], []),
+    ("--sampler", ["", "nope", LONG], []),
+    ("--max-macs", ["", "0", "-1", "nan", "inf", "abc", "1k", LONG], []),
+    ("--pick", ["", "nope", LONG], []),
+    ("--prescreen", ["", "nope", LONG], []),
+    ("--prescreen-keep", ["", "0", "-1", "nan", "inf", "2", "abc", LONG], ["--prescreen", "synflow"]),
+    ("--seed", ["", "-1", "nan", "inf", "1.5", "abc", "9" * 30, LONG], []),
+    ("--name", ["", " ", "a/b", "..", LONG, "bad\nname"], []),
+    ("--results-dir", ["", "/proc/seesaw-results", "/dev/null/x", LONG], []),
+    ("--storage", ["", "journal://", "nonsense://x", "postgresql://u:s3cret-pw@127.0.0.1:1/db", LONG], []),
+    ("--dataset", ["", "nope", LONG], []),
+    ("--data-dir", ["", "/nonexistent/cifar", LONG], ["--dataset", "imagefolder"]),
+    ("--val-size", ["", "0", "-1", "nan", "1.5", "abc", "999999999", LONG], []),
+    ("--proxy", ["", "nope", LONG], []),
+    ("--epochs", ["", "0", "-1", "nan", "inf", "abc", LONG], []),
+    ("--train-subset", ["", "0", "-1", "nan", "1.5", "abc", LONG], []),
+    ("--batch-size", ["", "0", "-1", "nan", "1.5", "abc", LONG], []),
+    ("--width-scale", ["", "0", "-1", "nan", "inf", "abc", LONG], []),
+    ("--device", ["", "bogus", "cuda:99", "cpu:x", LONG], []),
+    ("--executor", ["", "nope", LONG], []),
+    ("--workers", ["", "0", "-1", "nan", "1.5", "abc", LONG], []),
+    ("--ray-address", ["", "nohost", "127.0.0.1:1", LONG], RAY),
+    ("--gpus-per-trial", ["", "-2", "nan", "inf", "1.5", "abc", LONG], RAY),
+    ("--cpus-per-trial", ["", "0", "-1", "nan", "inf", "abc", LONG], RAY),
+    ("--max-concurrent", ["", "-1", "nan", "1.5", "abc", LONG], RAY),
+    ("--max-retries", ["", "-1", "nan", "1.5", "abc", LONG], RAY),
+    ("--scheduler", ["asha", LONG], []),
+    ("--export", ["", "-1", "0", "nan", "abc", LONG], []),
+    ("--final-train", ["", "/nonexistent.yaml", LONG], []),
+]
+CASES = [pytest.param(flag, value, extra, id=f"{flag}={value[:12]!r}") for flag, values, extra in TABLE for value in values]
+
+# Options that contradict each other (argparse alone would ignore one of them)
+CONTRADICTIONS = [
+    ["--references", "--describe"],
+    ["--export", "1", "--final-train", "x.yaml"],
+    ["--json"],
+    ["--gpus-per-trial", "0.5"],
+    ["--cpus-per-trial", "2"],
+    ["--max-concurrent", "2"],
+    ["--resume"],  # no such run: must not create an empty journal that locks the name
+    ["--resume", "--describe"],
+    ["--scheduler", "asha", *RAY],
+]
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = launch_search.main(args)
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.err
+
+
+def assert_refused(code: int, err: str, tmp_path: Path) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "s3cret-pw" not in err, err  # a storage error does not repeat the password
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "left behind: " + ", ".join(p.name for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flag, value, extra", CASES)
+def test_every_flag_with_a_bad_value_is_one_line_exit_2_and_leaves_nothing(tmp_path, monkeypatch, capsys, flag, value, extra):
+    monkeypatch.chdir(tmp_path)  # --data-dir defaults to ./data: a refused run must not create it
+    args = ["--budget", "2", *FAST, "--results-dir", str(tmp_path), "--name", "bad", *extra, flag, value]
+    if flag in ("--results-dir", "--name"):
+        args = ["--budget", "2", *FAST, *extra, "--results-dir", str(tmp_path), "--name", "bad", flag, value]
+    code, err = run_main(args, capsys)
+    assert_refused(code, err, tmp_path)
+
+
+@pytest.mark.parametrize("args", CONTRADICTIONS, ids=" ".join)
+def test_contradictory_flags_are_refused(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["--budget", "2", *FAST, "--results-dir", str(tmp_path), "--name", "bad", *args], capsys)
+    assert_refused(code, err, tmp_path)
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path_factory) -> Path:
+    from fractions import Fraction as F
+
+    from space import ArchSpec, HeadSpec, InvertedResidualSpec, StageSpec, StemSpec
+
+    spec = ArchSpec(StemSpec(channels=8), (StageSpec(16, 1, 2, InvertedResidualSpec(expansion=2, pw1_split=(F(1, 4), F(3, 4)))),),
+                    HeadSpec(channels=32))
+    path = tmp_path_factory.mktemp("yaml") / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"num_classes": 10, "spec": spec.to_dict()}))
+    return path
+
+
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--epochs", "nan"], ["--epochs", "-1"], ["--batch-size", "0"],
+                                  ["--device", "bogus"], ["--recipe", "nope"], ["--val-size", "0"], ["--seed", "-1"]],
+                         ids=" ".join)
+def test_final_training_with_a_bad_setting_is_one_line(tmp_path, monkeypatch, capsys, tiny_yaml, args):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["--final-train", str(tiny_yaml), "--dataset", "synthetic", "--results-dir", str(tmp_path),
+                          "--name", "fin", *args], capsys)
+    assert_refused(code, err, tmp_path)
+
+
+def test_a_bad_value_from_a_real_process_is_one_line_and_leaves_nothing(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "launch_search.py"), *FAST, "--epochs", "nan", "--results-dir",
+                           str(tmp_path / "results"), "--name", "n"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "epochs" in proc.stderr, proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_run_in_which_every_trial_failed_exits_1(tmp_path, capsys):
+    """Batches of one image cannot train the first sampled network (seed 0): its SRM module needs a
+    BatchNorm over more than one value, so the trial fails (recorded with its reason)."""
+    code, err = run_main(["--budget", "1", "--no-references", *FAST, "--batch-size", "1", "--epochs", "0.01",
+                          "--results-dir", str(tmp_path), "--name", "f"], capsys)
+    assert code == 1, err
+    last = err.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith("error: ") and "every trial failed" in last and "Traceback" not in err
+    assert (tmp_path / "f" / "trials.csv").exists()  # the run itself is kept, with its failure reasons
+
+
+def test_resume_with_another_space_or_block_sharing_is_refused_and_changes_nothing(tmp_path, capsys):
+    base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "r"]
+    code, err = run_main(base, capsys)
+    assert code == 0, err
+    run_dir = tmp_path / "r"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    for extra in (["--space", "shufflenet"], ["--shared-block"], ["--dataset", "cifar100"]):
+        code, err = run_main([*base, "--resume", "--budget", "2", *extra], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "was made with" in err, err
+        assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before, extra
+    # --export reads the run without writing to it, and prints only the YAML's path
+    code, _ = run_main([*base, "--export", "0"], capsys)
+    assert code == 0 and (run_dir / "study.journal").read_bytes() == before["study.journal"]
