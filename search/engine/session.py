@@ -47,10 +47,11 @@ class Run:
     count_cost: Callable[..., Any]
     prescreen: Prescreener | None = None  # with --prescreen
 
-    def steps(self, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> TrialSteps:
+    def steps(self, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None, *,
+              wait_for_twins: bool = True) -> TrialSteps:
         """This process's trial step over the run's study."""
         return TrialSteps(self.study, self.cfg, self.space, num_classes=self.num_classes, count_cost=self.count_cost,
-                          prescreen=self.prescreen, after_trial=after_trial)
+                          prescreen=self.prescreen, after_trial=after_trial, wait_for_twins=wait_for_twins)
 
 
 def proxy_name(cfg: SearchConfig, device: str) -> str:
@@ -92,7 +93,7 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     # data first: a missing data set must not leave an empty study behind
     data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed + worker_index),
-                       resume=cfg.resume or not create)
+                       resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s)
     if worker_index or len(study.get_trials(deepcopy=False)):
         # Another worker or a resumed run: a sampler seeded like the first launch's would repeat
         # its first samples. Fresh runs stay reproducible from --seed alone.

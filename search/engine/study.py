@@ -14,19 +14,30 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from filelock import FileLock
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from search.engine.attributes import ATTR, counted
+from search.engine.rdb import RetryingRDBStorage
 from search.files import file_lock
 
 # We use group-decomposed TPE and metric names on purpose; their "experimental" notes are noise.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# Our workers beat from their own thread (search.engine.heartbeat), which Optuna's ask cannot see.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 DIRECTIONS = ("maximize", "minimize")
 OBJECTIVE_NAMES = ("val_acc", "macs")
 SAMPLERS = ("tpe", "nsga2", "random", "gp", "qmc")
+DEFAULT_HEARTBEAT_GRACE_S = 60.0  # --heartbeat-grace
+HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (tests run "hosts" on one machine)
+
+
+def host_id() -> str:
+    """The name this worker's host records on its trials: $SEESAW_HOST_ID, else the host name."""
+    return os.environ.get(HOST_ID_ENV) or socket.gethostname()
 
 
 class StudyError(ValueError):
@@ -54,8 +65,14 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     raise StudyError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage | str:
-    """``journal://PATH`` (one host, several processes) or any Optuna RDB URL (several hosts)."""
+def open_storage(url: str, heartbeat_grace_s: float | None = None) -> optuna.storages.BaseStorage | str:
+    """``journal://PATH`` (one host, several processes) or any Optuna RDB URL (several hosts).
+
+    An RDB storage gets Optuna's heartbeat table (times from the database server's clock, so hosts
+    need not agree on the time): a running trial whose heartbeat is older than ``heartbeat_grace_s``
+    is stale, and ``search.engine.heartbeat.recover_stale`` fails it and re-enqueues its
+    architecture. Its calls are retried while the server is unreachable.
+    """
     if url.startswith("journal://"):
         path = Path(url[len("journal://"):])
         try:
@@ -64,23 +81,33 @@ def open_storage(url: str) -> optuna.storages.BaseStorage | str:
         except OSError as exc:
             raise StudyError(f"cannot open the journal storage {path}: {exc.strerror}; pass --storage with a writable path") from None
         return optuna.storages.JournalStorage(backend)
+    grace = float(heartbeat_grace_s or DEFAULT_HEARTBEAT_GRACE_S)
     try:
-        # No heartbeat: Optuna 5 runs it only inside study.optimize, not in our ask/tell loop.
-        # Trials of a process that died on this host are recovered on resume (recover_stale_trials).
-        return optuna.storages.RDBStorage(url)
+        # Optuna 5 beats only inside study.optimize; our ask/tell workers beat from their own thread
+        # (search.engine.heartbeat.Heartbeat). The interval here is Optuna's, unused by us.
+        return RetryingRDBStorage(url, heartbeat_interval=max(1, int(grace // 4)), grace_period=grace)
     except Exception as exc:  # SQLAlchemy raises many types; the message is what matters here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open the storage {url!r}: {first}; check the URL (e.g. postgresql://user:pw@host/db) or leave --storage out") from None
+        raise StudyError(f"cannot open the storage {shown_url(url)!r}: {first}; check the URL (e.g. postgresql://user:pw@host/db) or leave --storage out") from None
 
 
-def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool) -> optuna.Study:
+def shown_url(url: str) -> str:
+    """A storage URL fit for messages: its password masked."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a database URL: nothing to hide
+        return url
+
+
+def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool,
+               heartbeat_grace_s: float | None = None) -> optuna.Study:
     """Create the study, or load it when ``resume`` (or when joining workers) and it exists."""
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, heartbeat_grace_s)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if exists and not resume:
-        raise StudyError(f"a study named {study_name!r} already exists in {storage_url}; pass --resume to continue it or --name for a new run")
+        raise StudyError(f"a study named {study_name!r} already exists in {shown_url(storage_url)}; pass --resume to continue it or --name for a new run")
     if not exists and resume:
-        raise StudyError(f"--resume: no study named {study_name!r} in {storage_url}; leave out --resume to start it")
+        raise StudyError(f"--resume: no study named {study_name!r} in {shown_url(storage_url)}; leave out --resume to start it")
     study = optuna.create_study(
         storage=storage, study_name=study_name, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
     )
@@ -119,7 +146,7 @@ def _alive(pid: int) -> bool:
 
 def claim(trial: optuna.Trial) -> None:
     """Record which process runs ``trial``; call right after ``ask``, under the ask lock."""
-    trial.set_user_attr(ATTR.HOST, socket.gethostname())
+    trial.set_user_attr(ATTR.HOST, host_id())
     trial.set_user_attr(ATTR.PID, os.getpid())
 
 
@@ -144,6 +171,11 @@ def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, *, status: s
         trial.set_user_attr(ATTR.FAILURE, reason)
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
     study.tell(trial.number, state=TrialState.FAIL)
+    enqueue_again(study, frozen)
+
+
+def enqueue_again(study: optuna.Study, frozen: FrozenTrial) -> None:
+    """Enqueue the architecture of a trial that was cut off (nothing when it sampled nothing)."""
     params = rerun_params(frozen)
     reference = frozen.user_attrs.get(ATTR.REFERENCE)
     if params or reference:
@@ -157,7 +189,7 @@ def recover_stale_trials(study: optuna.Study) -> list[int]:
     Journal storages have no heartbeat; a trial records its host and pid when it starts, so a
     process on the same host can tell whether its owner is gone (kill -9, power loss).
     """
-    host = socket.gethostname()
+    host = host_id()
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner_host, pid = t.user_attrs.get(ATTR.HOST), t.user_attrs.get(ATTR.PID)

@@ -266,7 +266,7 @@ class StudySteps:
     def __init__(self, run: Run, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> None:
         super().__init__(metric=None, mode=None)
         self.run = run
-        self.steps = run.steps(after_trial)
+        self.steps = run.steps(after_trial, wait_for_twins=False)  # suggest must not block Tune
         self.pending: dict[str, Proposal] = {}  # Tune trial id -> proposal being trained
         self.errored: dict[str, Proposal] = {}  # errored in Ray, waiting for the error message
         self.stop_reason: str | None = None  # set when the run must stop (bad data on a worker)
