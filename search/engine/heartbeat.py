@@ -72,6 +72,11 @@ class Heartbeat:
         with self._lock:
             self._trials.pop(trial._trial_id, None)
 
+    def holds(self, trial: optuna.trial.FrozenTrial | optuna.Trial) -> bool:
+        """Whether this process holds (beats for) ``trial``."""
+        with self._lock:
+            return trial._trial_id in self._trials
+
     def close(self) -> None:
         """Stop beating (for every trial this process holds)."""
         with self._lock:

@@ -19,7 +19,7 @@ import torch
 from blocks import count_cost
 from search.config import SearchConfig
 from search.engine.prescreen import Prescreener, make_prescreener
-from search.engine.study import make_sampler, open_study
+from search.engine.study import host_id, make_sampler, open_study
 from search.engine.trial import TrialSteps
 from search.errors import SearchError
 from search.train.data import load_dataset
@@ -97,7 +97,10 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     if worker_index or len(study.get_trials(deepcopy=False)):
         # Another worker or a resumed run: a sampler seeded like the first launch's would repeat
         # its first samples. Fresh runs stay reproducible from --seed alone.
-        study.sampler = make_sampler(cfg.sampler, hash((cfg.seed, worker_index, len(study.get_trials(deepcopy=False)))) % 2**31)
+        # Hosts that join a study at once have the same worker index and see the same trials: the
+        # host id and the pid keep their samplers apart.
+        study.sampler = make_sampler(cfg.sampler, hash((cfg.seed, worker_index, len(study.get_trials(deepcopy=False)),
+                                                        host_id(), os.getpid())) % 2**31)
     evaluator = ProxyEvaluator(data, proxy, device, data.num_classes)
     prescreen = None
     if cfg.prescreen is not None:

@@ -25,9 +25,9 @@ from optuna.trial import FrozenTrial, TrialState
 from blocks.cost import Cost
 from search.config import SearchConfig
 from search.errors import SearchError
-from search.engine.attributes import ATTR, STATUS, TRAINED_STATUSES, metric, trial_status
+from search.engine.attributes import ATTR, STATUS, TRAINED_STATUSES, counted, metric, trial_status
 from search.engine.heartbeat import Heartbeat, budget_lock, recover_stale
-from search.engine.study import claim, finished_count, requeue, running_count
+from search.engine.study import claim, requeue
 from search.train.evaluator import Evaluation
 from space.spaces import SearchSpace
 from space.spec import ArchSpec
@@ -156,7 +156,8 @@ class TrialSteps:
     ``next`` checks the budget and asks under the run's ask lock (so N processes finish the budget
     exactly: every trial that will count is finished or running when one asks), claims the trial,
     proposes it, records at once what needs no training, and returns the first proposal that does
-    (``None`` when the budget is met or covered by running trials). ``prescreen``
+    (``None`` when the budget is met, or covered by running trials of this process; while other
+    workers' running trials cover it, it waits: one of them may be a dead worker's). ``prescreen``
     (``search.engine.prescreen.Prescreener``) replaces ``study.ask()``.
 
     Several hosts: the lock is ``search.engine.heartbeat.budget_lock`` (with a PostgreSQL study
@@ -191,11 +192,22 @@ class TrialSteps:
         while True:
             with budget_lock(self.cfg):
                 recover_stale(self.study, self.cfg.heartbeat_grace_s)
-                if finished_count(self.study) + running_count(self.study) >= self.cfg.budget:
+                # one read: a trial told between two reads would be missed by both counts
+                trials = self.study.get_trials(deepcopy=False)
+                finished = sum(counted(t) for t in trials)
+                running = [t for t in trials if t.state == TrialState.RUNNING]
+                covered = finished + len(running) >= self.cfg.budget
+                if finished >= self.cfg.budget or (covered and all(self.heartbeat.holds(t) for t in running)):
                     return None
-                trial = self.study.ask() if self.prescreen is None else self.prescreen.ask(self.study)
-                claim(trial)
-                self.heartbeat.add(trial)
+                if not covered:
+                    trial = self.study.ask() if self.prescreen is None else self.prescreen.ask(self.study)
+                    claim(trial)
+                    self.heartbeat.add(trial)
+            if covered:
+                # Other workers' trials cover the rest of the budget: wait for them, since one may
+                # belong to a dead worker and have to run again (recovered above once stale).
+                time.sleep(min(2.0, self.cfg.heartbeat_grace_s / 4))
+                continue
             try:
                 proposal = propose(trial, self.space, num_classes=self.num_classes, max_macs=self.cfg.max_macs,
                                    count_cost=self.count_cost)
