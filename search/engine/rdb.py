@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import inspect
 import sys
 import threading
 import time
+import types
 from typing import Any, Callable, Iterator, TypeVar
 
 import optuna
@@ -79,7 +81,7 @@ def retry(call: Callable[[], T], what: str = "the study's database") -> T:
             time.sleep(BACKOFF_S[min(tries, len(BACKOFF_S) - 1)])
             tries += 1
             continue
-        if _outage_since is not None:
+        if tries:  # this call rode out the outage (a call that needs no server proves nothing)
             with _outage_lock:
                 _outage_since = None
         return result
@@ -102,9 +104,13 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         super().__init__(url, engine_kwargs=engine_kwargs, **kwargs)
 
 
-# Every public call of the storage, and the heartbeat's stale-trial query.
+# Every method, the private ones too (Optuna's cache calls _get_trials, _set_trial_param ...); a
+# nested call retries inside its caller's retry, and only connection errors are retried.
 for _name, _value in list(vars(optuna.storages.RDBStorage).items()):
-    if callable(_value) and (not _name.startswith("_") or _name == "_get_stale_trial_ids"):
+    # not the helpers that run inside a caller's session: only a whole transaction can be retried
+    if (isinstance(_value, types.FunctionType) and not _name.startswith("__")
+            and "session" not in inspect.signature(_value).parameters
+            and _name not in ("_build_frozen_trial_from_trial_model", "remove_session")):
         setattr(RetryingRDBStorage, _name, _retrying(_value))
 
 
