@@ -140,12 +140,18 @@ def test_two_ray_nodes_share_the_trials_and_survive_losing_one(pg_url, tmp_path)
         assert len({t.user_attrs.get(NODE_ATTR) for t in ts if counted(t)} - {None}) == 2
         trained = [t.user_attrs[ATTR.KEY] for t in ts if t.user_attrs.get(ATTR.STATUS) == STATUS.OK]
         assert len(trained) == len(set(trained))
-        # the trial that died with the node: not counted, and its architecture trained again elsewhere
-        lost = [t for t in ts if "Ray node was lost" in t.user_attrs.get(ATTR.FAILURE, "")]
-        assert lost, [(t.number, trial_status(t), t.user_attrs.get(ATTR.FAILURE)) for t in ts]
-        for t in lost:
-            assert not counted(t)
-            assert any(counted(r) and r.user_attrs.get(ATTR.KEY) == t.user_attrs[ATTR.KEY] for r in ts if r.number > t.number)
+        # the trial that died with the node (Ray wrote its error): retried by Tune and finished, or
+        # (when Tune's retries hit the dead actor again) not counted and its architecture run again
+        hit = {int(p.parent.name.removeprefix("trial_")) for p in (tmp_path / "ray2" / "ray").glob("tune-*/trial_*/error.txt")}
+        assert hit, "no trial was running on the second node when it was killed"
+        by_number = {t.number: t for t in ts}
+        for number in hit:
+            t = by_number[number]
+            if not counted(t):
+                assert "Ray node was lost" in t.user_attrs.get(ATTR.FAILURE, ""), t.user_attrs
+                assert any(counted(r) and r.user_attrs.get(ATTR.KEY) == t.user_attrs[ATTR.KEY] for r in ts if r.number > number)
+            else:
+                assert trial_status(t) == STATUS.OK, (number, trial_status(t), t.user_attrs.get(ATTR.FAILURE))
     finally:
         if node is not None:
             kill_node(node.pid, node_dir)
