@@ -161,3 +161,14 @@ def test_two_ray_nodes_share_the_trials_and_survive_losing_one(pg_url, tmp_path)
         shutil.rmtree(head_dir, ignore_errors=True)
         shutil.rmtree(node_dir, ignore_errors=True)
         assert not leftover, f"Ray processes left running: {leftover}"
+
+
+def test_node_lost_reads_ray_s_messages_of_a_dead_node():
+    from search.executors.ray_tune import node_lost
+
+    # Ray 2.60's words, from the error.txt of trials whose node was killed by the test above
+    assert node_lost("The actor 7a1b is unavailable: The actor is temporarily unavailable: RpcError: RPC error: failed "
+                     "to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.2:19498: Failed to connect to remote host")
+    assert node_lost("The actor 5f05 is unavailable: The actor is temporarily unavailable: RpcError: Socket closed")
+    assert not node_lost("RuntimeError: CUDA out of memory")
+    assert not node_lost("no message")
