@@ -88,19 +88,17 @@ def test_three_hosts_finish_the_budget_exactly_and_train_no_architecture_twice(p
 def test_a_killed_host_s_trial_is_recovered_by_a_survivor_after_the_grace(pg_url, tmp_path):
     create_study(pg_url)
     grace = ["--heartbeat-grace", "3"]
-    procs = {"victim": start_worker(tmp_path, "victim", pg_url, 8, "--epochs", "3", *grace)}
+    procs = {h: start_worker(tmp_path, h, pg_url, 8, "--epochs", "3", *grace) for h in ("victim", "host-b", "host-c")}
     deadline, victim_trial = time.time() + 600, None
-    while victim_trial is None and time.time() < deadline and procs["victim"].poll() is None:
+    while victim_trial is None:  # the victim is training a trial: kill -9 it now
+        assert time.time() < deadline and procs["victim"].poll() is None, (tmp_path / "victim" / "stderr").read_text()[-2000:]
         time.sleep(0.3)
-        with_study = [s for s in optuna.get_all_study_names(pg_url) if s == NAME]
-        if with_study:
-            victim_trial = next((t for t in load(pg_url) if t.state == TrialState.RUNNING
-                                 and t.user_attrs.get(ATTR.TRAINING)), None)
-    assert victim_trial is not None, (tmp_path / "victim" / "stderr").read_text()[-2000:]
+        victim_trial = next((t for t in load(pg_url) if t.state == TrialState.RUNNING
+                             and t.user_attrs.get(ATTR.HOST) == "victim" and t.user_attrs.get(ATTR.TRAINING)), None)
     os.killpg(procs["victim"].pid, signal.SIGKILL)  # mid-trial: its trial stays RUNNING in the study
     procs["victim"].wait()
     finished_before = {t.number: t.values for t in load(pg_url) if t.state == TrialState.COMPLETE}
-    survivors = {h: start_worker(tmp_path, h, pg_url, 8, *grace) for h in ("host-b", "host-c")}
+    survivors = {h: p for h, p in procs.items() if h != "victim"}
     wait_all(survivors, tmp_path)
     for host, proc in survivors.items():
         assert proc.returncode == 0, (tmp_path / host / "stderr").read_text()[-2000:]
