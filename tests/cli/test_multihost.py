@@ -152,3 +152,14 @@ def test_a_wrong_password_or_database_is_one_line_exit_2_before_any_training(pg_
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert ("password" in err and "not-the-password" not in err) if what == "password" else "no_such_db" in err
     assert "trial" not in proc.stdout and not (tmp_path / NAME / "trials.csv").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+def test_a_heartbeat_grace_that_is_not_positive_is_one_line_exit_2(tmp_path, value, capsys):
+    import launch_search
+
+    code = launch_search.main(["--budget", "2", *FAST, "--heartbeat-grace", value, "--results-dir", str(tmp_path),
+                               "--name", "g"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--heartbeat-grace" in err, err
+    assert not (tmp_path / "g").exists()
