@@ -39,6 +39,7 @@ class SearchConfig:
     resume: bool = False
     storage: str | None = None  # default: a journal file in the run folder
     executor: str = "local"
+    heartbeat_grace_s: float = 60.0  # a running trial without a heartbeat for this long is stale and runs again
     workers: int = 1
     device: str = "auto"
     references: bool = True  # enqueue the space's reference networks first
@@ -74,6 +75,8 @@ class SearchConfig:
             raise SearchError(f"unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS)}")
         if self.scheduler and self.executor != "ray":
             raise SearchError("--scheduler applies to --executor ray only (and is refused there: see docs/scaling_out.md)")
+        if not self.heartbeat_grace_s > 0:  # also refuses NaN
+            raise SearchError(f"--heartbeat-grace must be a positive number of seconds, got {self.heartbeat_grace_s}")
         if self.workers < 1:
             raise SearchError(f"--workers must be >= 1, got {self.workers}")
         if self.max_macs is not None and self.max_macs <= 0:

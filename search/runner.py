@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from search.config import SearchConfig
+from search.engine.heartbeat import budget_lock
 from search.engine.session import Run, open_run, proxy_name
-from search.engine.study import ask_lock, enqueue_references, finished_count, load_study_readonly, recover_stale_trials
+from search.engine.study import enqueue_references, finished_count, load_study_readonly, recover_stale_trials
 from search.engine.attributes import ATTR
 from search.errors import SearchError
 from search.executors import local, ray_tune
@@ -51,15 +52,15 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     created = _first_missing(run_dir.resolve())
     try:
         run = open_run(cfg, create=True)
-        with ask_lock(cfg.run_dir):
+        with budget_lock(cfg):  # with other hosts on the study: one at a time
             recovered = recover_stale_trials(run.study)
+            added = enqueue_references(run.study, run.space.reference_params()) if cfg.references else 0
     except BaseException:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         raise
     if recovered:
         print(f"resume: trials {recovered} were cut off by a dead process; their architectures run again")
-    added = enqueue_references(run.study, run.space.reference_params()) if cfg.references else 0
     write_run_json(run_dir, cfg.to_dict(), run.device, {
         "proxy_name": proxy_name(cfg, run.device), "proxy": dataclasses.asdict(run.proxy),
         "num_classes": run.num_classes, "input_size": run.space.input_size,

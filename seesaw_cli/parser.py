@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     x = p.add_argument_group("executors")
     x.add_argument("--executor", default="local", choices=EXECUTORS, help="local processes or Ray Tune")
     x.add_argument("--workers", type=positive_int, default=1, help="local worker processes sharing the study")
+    x.add_argument("--heartbeat-grace", dest="heartbeat_grace_s", type=float, default=60.0, metavar="SECONDS",
+                   help="a running trial whose worker sent no heartbeat for this long is failed as stale and re-run "
+                        "(by any live worker)")
     x.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
     x.add_argument("--gpus-per-trial", type=float, default=None, help="Ray: GPUs per trial, fractional packs trials (default: 0.25 with a GPU, else 0)")
     x.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray: CPUs per trial")

@@ -7,3 +7,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Tests import the packages from the checkout, installed or not.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# A throw-away PostgreSQL server (tests/pg_server.py): fixtures pg_server, pg_url, own_pg_server.
+pytest_plugins = ["pg_server"]

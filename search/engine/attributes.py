@@ -26,6 +26,8 @@ class ATTR:
     DUPLICATE_OF = "duplicate_of"
     HOST = "host"
     PID = "pid"
+    HEARTBEAT = "heartbeat"  # time.time() of the owner's last beat (journal storages; search/engine/heartbeat.py)
+    TRAINING = "training_key"  # set when this trial starts training its canonical key (no twin in flight)
     METRIC_PREFIX = "metric_"  # + a training metric: metric_val_acc, metric_train_time_s, ...
     VAL_ACC = METRIC_PREFIX + "val_acc"
     VAL_LOSS = METRIC_PREFIX + "val_loss"

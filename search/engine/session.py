@@ -47,10 +47,11 @@ class Run:
     count_cost: Callable[..., Any]
     prescreen: Prescreener | None = None  # with --prescreen
 
-    def steps(self, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> TrialSteps:
+    def steps(self, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None, *,
+              wait_for_twins: bool = True) -> TrialSteps:
         """This process's trial step over the run's study."""
         return TrialSteps(self.study, self.cfg, self.space, num_classes=self.num_classes, count_cost=self.count_cost,
-                          prescreen=self.prescreen, after_trial=after_trial)
+                          prescreen=self.prescreen, after_trial=after_trial, wait_for_twins=wait_for_twins)
 
 
 def proxy_name(cfg: SearchConfig, device: str) -> str:
@@ -87,9 +88,10 @@ def sampler_seed(cfg: SearchConfig, worker_index: int, trials_so_far: int) -> tu
     """The sampler seed of this process, and where it came from (for search.log).
 
     A fresh run's first process uses ``--seed`` (reproducible). Any other process (an extra worker,
-    a resumed or concurrent launch) draws one from the OS: two processes seeded alike would propose
-    the same architectures, and two launches cannot know of each other."""
-    if worker_index == 0 and trials_so_far == 0:
+    a resumed or concurrent launch, a host joining with --resume) draws one from the OS: two
+    processes seeded alike would propose the same architectures, and two launches cannot know of
+    each other."""
+    if worker_index == 0 and trials_so_far == 0 and not cfg.resume:
         return cfg.seed, "--seed"
     return int.from_bytes(os.urandom(4), "little") % 2**31, f"os.urandom (worker {worker_index}, pid {os.getpid()})"
 
@@ -113,7 +115,7 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     configure_logging(cfg.run_dir, worker_index)
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed),
-                       resume=cfg.resume or not create)
+                       resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s)
     seed, origin = sampler_seed(cfg, worker_index, len(study.get_trials(deepcopy=False)))
     if seed != cfg.seed or origin != "--seed":
         study.sampler = make_sampler(cfg.sampler, seed)

@@ -15,20 +15,31 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from search.engine.attributes import ATTR, STATUS, counted
 from search.engine.journal import JournalError, check_journal, journal_backend
 from search.engine.outcome import finish, recorded_outcome
+from search.engine.rdb import RetryingRDBStorage
 from search.files import file_lock
 
 # We use group-decomposed TPE and metric names on purpose; their "experimental" notes are noise.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# Our workers beat from their own thread (search.engine.heartbeat), which Optuna's ask cannot see.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 DIRECTIONS = ("maximize", "minimize")
 OBJECTIVE_NAMES = ("val_acc", "macs")
 SAMPLERS = ("tpe", "nsga2", "random", "gp", "qmc")
+DEFAULT_HEARTBEAT_GRACE_S = 60.0  # --heartbeat-grace
+HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (tests run "hosts" on one machine)
+
+
+def host_id() -> str:
+    """The name this worker's host records on its trials: $SEESAW_HOST_ID, else the host name."""
+    return os.environ.get(HOST_ID_ENV) or socket.gethostname()
 
 
 class StudyError(ValueError):
@@ -65,25 +76,31 @@ def journal_path(url: str) -> Path | None:
     return Path(url[len("journal://"):])
 
 
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)([^@]*)@")
-
-
 def _password(url: str) -> str | None:
-    m = _URL_PASSWORD.match(url)
-    return m.group(2) if m and m.group(2) else None
+    try:
+        return sqlalchemy.engine.make_url(url).password or None
+    except Exception:  # not a database URL: no password
+        return None
 
 
 def redact_url(url: str) -> str:
-    """The storage URL with its password replaced by ``***`` (for messages and logs)."""
-    return _URL_PASSWORD.sub(lambda m: m.group(1) + "***@", url)
+    """The storage URL with its password masked (for messages and logs)."""
+    if _password(url) is None:
+        return url
+    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
 
 
-def open_storage(url: str, *, repair: bool = True) -> optuna.storages.BaseStorage | str:
+def open_storage(url: str, heartbeat_grace_s: float | None = None, *,
+                 repair: bool = True) -> optuna.storages.BaseStorage | str:
     """``journal://PATH`` (one host, several processes) or any Optuna RDB URL (several hosts).
 
     A journal is checked first (``search.engine.journal.check_journal``): a tail cut off by a crash
     is backed up and dropped (one line printed; with ``repair=False`` refused instead), damage in
-    the middle is refused."""
+    the middle is refused. An RDB storage gets Optuna's heartbeat table (times from the database
+    server's clock, so hosts need not agree on the time): a running trial whose heartbeat is older
+    than ``heartbeat_grace_s`` is stale, and ``search.engine.heartbeat.recover_stale`` fails it and
+    re-enqueues its architecture. Its calls are retried while the server is unreachable.
+    """
     path = journal_path(url)
     if path is not None:
         try:
@@ -100,10 +117,11 @@ def open_storage(url: str, *, repair: bool = True) -> optuna.storages.BaseStorag
             return optuna.storages.JournalStorage(backend)
         except (ValueError, UnicodeDecodeError) as exc:  # not a journal at all
             raise StudyError(f"{path} is not an Optuna journal ({type(exc).__name__}: {exc}); move it aside") from None
+    grace = float(heartbeat_grace_s or DEFAULT_HEARTBEAT_GRACE_S)
     try:
-        # No heartbeat: Optuna 5 runs it only inside study.optimize, not in our ask/tell loop.
-        # Trials of a process that died on this host are recovered on resume (recover_stale_trials).
-        return optuna.storages.RDBStorage(url)
+        # Optuna 5 beats only inside study.optimize; our ask/tell workers beat from their own thread
+        # (search.engine.heartbeat.Heartbeat). The interval here is Optuna's, unused by us.
+        return RetryingRDBStorage(url, heartbeat_interval=max(1, int(grace // 4)), grace_period=grace)
     except Exception as exc:  # SQLAlchemy raises many types; the message is what matters here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         password = _password(url)
@@ -112,9 +130,10 @@ def open_storage(url: str, *, repair: bool = True) -> optuna.storages.BaseStorag
         raise StudyError(f"cannot open the storage {redact_url(url)!r}: {first}; check the URL (e.g. postgresql://user:pw@host/db) or leave --storage out") from None
 
 
-def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool) -> optuna.Study:
+def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool,
+               heartbeat_grace_s: float | None = None) -> optuna.Study:
     """Create the study, or load it when ``resume`` (or when joining workers) and it exists."""
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, heartbeat_grace_s)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if exists and not resume:
         raise StudyError(f"a study named {study_name!r} already exists in {redact_url(storage_url)}; pass --resume to continue it or --name for a new run")
@@ -170,7 +189,7 @@ def _alive(pid: int) -> bool:
 
 def claim(trial: optuna.Trial) -> None:
     """Record which process runs ``trial``; call right after ``ask``, under the ask lock."""
-    trial.set_user_attr(ATTR.HOST, socket.gethostname())
+    trial.set_user_attr(ATTR.HOST, host_id())
     trial.set_user_attr(ATTR.PID, os.getpid())
 
 
@@ -195,6 +214,11 @@ def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, *, status: s
         trial.set_user_attr(ATTR.FAILURE, reason)
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
     study.tell(trial.number, state=TrialState.FAIL)
+    enqueue_again(study, frozen)
+
+
+def enqueue_again(study: optuna.Study, frozen: FrozenTrial) -> None:
+    """Enqueue the architecture of a trial that was cut off (nothing when it sampled nothing)."""
     params = rerun_params(frozen)
     reference = frozen.user_attrs.get(ATTR.REFERENCE)
     if params or reference:
@@ -210,7 +234,7 @@ def recover_stale_trials(study: optuna.Study) -> list[int]:
     that stored its outcome before its process died is finished with it instead
     (``search.engine.outcome``): its training is not repeated.
     """
-    host = socket.gethostname()
+    host = host_id()
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner_host, pid = t.user_attrs.get(ATTR.HOST), t.user_attrs.get(ATTR.PID)

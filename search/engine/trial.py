@@ -15,6 +15,7 @@ the local executor calls ``run_trial`` in a loop, the Ray executor splits it aro
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,9 +26,10 @@ from blocks.cost import Cost
 from search import faults
 from search.config import SearchConfig
 from search.errors import SearchError
-from search.engine.attributes import ATTR, STATUS, TRAINED_STATUSES, metric, trial_status
+from search.engine.attributes import ATTR, STATUS, TRAINED_STATUSES, counted, metric, trial_status
+from search.engine.heartbeat import Heartbeat, budget_lock, recover_stale
 from search.engine.outcome import finish, make_outcome
-from search.engine.study import ask_lock, claim, finished_count, requeue, running_count
+from search.engine.study import claim, requeue
 from search.train.evaluator import Evaluation
 from space.spaces import SearchSpace
 from space.spec import ArchSpec
@@ -156,8 +158,16 @@ class TrialSteps:
     ``next`` checks the budget and asks under the run's ask lock (so N processes finish the budget
     exactly: every trial that will count is finished or running when one asks), claims the trial,
     proposes it, records at once what needs no training, and returns the first proposal that does
-    (``None`` when the budget is met or covered by running trials). ``prescreen``
+    (``None`` when the budget is met, or covered by running trials of this process; while other
+    workers' running trials cover it, it waits: one of them may be a dead worker's). ``prescreen``
     (``search.engine.prescreen.Prescreener``) replaces ``study.ask()``.
+
+    Several hosts: the lock is ``search.engine.heartbeat.budget_lock`` (with a PostgreSQL study
+    also a lock on the server); under it a worker first fails the trials of dead workers
+    (heartbeat older than ``--heartbeat-grace``) and enqueues them again. Every trial this process
+    holds has a heartbeat from claim to record. No twin in flight: a proposal whose canonical key
+    another running trial is already training waits for that result and is recorded as its
+    duplicate (``wait_for_twins``; the Ray driver, which must not block, trains it instead).
     """
 
     def __init__(
@@ -170,26 +180,45 @@ class TrialSteps:
         count_cost: Callable[[ArchSpec, int, int], Cost],
         prescreen: Any = None,
         after_trial: Callable[[FrozenTrial], None] | None = None,
+        wait_for_twins: bool = True,
     ) -> None:
         self.study, self.cfg, self.space = study, cfg, space
         self.num_classes, self.count_cost = num_classes, count_cost
         self.prescreen, self.after_trial = prescreen, after_trial
         self.infeasible_in_a_row = 0
+        self.wait_for_twins = wait_for_twins
+        self.heartbeat = Heartbeat(study, cfg.heartbeat_grace_s)
 
     def next(self) -> Proposal | None:
         """The next proposal to train, or None when the budget needs no more trials."""
         while True:
-            with ask_lock(self.cfg.run_dir):
-                if finished_count(self.study) + running_count(self.study) >= self.cfg.budget:
+            with budget_lock(self.cfg):
+                recover_stale(self.study, self.cfg.heartbeat_grace_s)
+                # one read: a trial told between two reads would be missed by both counts
+                trials = self.study.get_trials(deepcopy=False)
+                finished = sum(counted(t) for t in trials)
+                running = [t for t in trials if t.state == TrialState.RUNNING]
+                covered = finished + len(running) >= self.cfg.budget
+                if finished >= self.cfg.budget or (covered and all(self.heartbeat.holds(t) for t in running)):
                     return None
-                trial = self.study.ask() if self.prescreen is None else self.prescreen.ask(self.study)
-                faults.point("ask")
-                claim(trial)
-                faults.point("claim")
+                if not covered:
+                    trial = self.study.ask() if self.prescreen is None else self.prescreen.ask(self.study)
+                    faults.point("ask")
+                    claim(trial)
+                    faults.point("claim")
+                    self.heartbeat.add(trial)
+            if covered:
+                # Other workers' trials cover the rest of the budget: wait for them, since one may
+                # belong to a dead worker and have to run again (recovered above once stale).
+                time.sleep(min(2.0, self.cfg.heartbeat_grace_s / 4))
+                continue
             try:
                 proposal = propose(trial, self.space, num_classes=self.num_classes, max_macs=self.cfg.max_macs,
                                    count_cost=self.count_cost)
+                if proposal.needs_training:
+                    self.claim_training(proposal)
             except KeyboardInterrupt:  # interrupted while sampling: an enqueued architecture runs again
+                self.heartbeat.remove(trial)
                 requeue(self.study, trial, status=STATUS.INTERRUPTED, reason="interrupted while sampling")
                 raise
             proposal.seed = self.cfg.seed  # common random numbers: see search.train.proxy.evaluate_spec
@@ -204,9 +233,37 @@ class TrialSteps:
                     "--max-macs or use a smaller space (e.g. a lower width multiplier)"
                 )
 
+    def claim_training(self, proposal: Proposal) -> None:
+        """Mark ``proposal`` as the one trial training its architecture, or (``wait_for_twins``) wait
+        for the running trial that already trains it and make ``proposal`` its duplicate."""
+        key, number = proposal.key, proposal.trial.number
+        poll_s = min(2.0, self.cfg.heartbeat_grace_s / 4)
+        while True:
+            with budget_lock(self.cfg):
+                recover_stale(self.study, self.cfg.heartbeat_grace_s)
+                twin = proposal.duplicate_of = find_evaluated(self.study, key, exclude=number)
+                if twin is not None:
+                    return  # trained meanwhile: recorded as its duplicate
+                training = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                            if t.number != number and t.user_attrs.get(ATTR.TRAINING) == key]
+                if not training or not self.wait_for_twins:
+                    proposal.trial.set_user_attr(ATTR.TRAINING, key)
+                    return
+            log.info(f"trial {number}: trial {training[0].number} is training the same architecture; waiting for it")
+            time.sleep(poll_s)
+
     def finish(self, proposal: Proposal, evaluation: Evaluation | None) -> FrozenTrial:
         """Record the outcome, log it, report it; returns the finished trial."""
-        frozen = record(self.study, proposal, evaluation)
+        try:
+            frozen = record(self.study, proposal, evaluation)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker failed it as stale (no heartbeat for --heartbeat-grace) and enqueued it again.
+            self.heartbeat.remove(proposal.trial)
+            frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == proposal.trial.number)
+            log.info(f"trial {frozen.number}: finished after another worker had failed it as stale (its heartbeat "
+                     "was late); its architecture runs again")
+            return frozen
+        self.heartbeat.remove(proposal.trial)
         log.info(describe_trial(frozen))
         if self.after_trial is not None:
             self.after_trial(frozen)
@@ -214,6 +271,7 @@ class TrialSteps:
 
     def cut_off(self, proposal: Proposal, reason: str = "interrupted by the user; re-run on --resume") -> None:
         """The trial will not finish here (Ctrl-C, a lost worker): not counted, its architecture re-enqueued."""
+        self.heartbeat.remove(proposal.trial)
         requeue(self.study, proposal.trial, status=STATUS.INTERRUPTED, reason=reason)
 
 

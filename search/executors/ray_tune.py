@@ -81,6 +81,7 @@ LOCAL_RAY_ENVIRONMENT = {
 }
 # The worker's host:pid, recorded on each trained trial (the driver's host and pid are in ATTR.HOST/PID).
 WORKER_ATTR = "ray_worker"
+NODE_ATTR = "ray_node"  # the Ray node id that trained the trial (several nodes may share a host name)
 # What a worker reports: our outcome, under one key so it never clashes with Tune's own result keys.
 RESULT_KEY = "seesaw"
 SETUP_FAILED = "worker_setup_failed"
@@ -218,6 +219,9 @@ def evaluate_trial(config: dict[str, Any], setup: WorkerSetup) -> dict[str, Any]
     """The Tune trainable: train one spec on this worker's resident data; returns the outcome."""
     torch.set_num_threads(setup.threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    import ray  # optional heavy dependency: this runs inside a Ray worker only
+
+    node = ray.get_runtime_context().get_node_id()
     try:
         data = worker_data(setup)
     except Exception as exc:  # reported, and the driver stops the run: every trial here would fail the same way
@@ -227,7 +231,7 @@ def evaluate_trial(config: dict[str, Any], setup: WorkerSetup) -> dict[str, Any]
     cost = Cost(config["params"], config["macs"]) if "macs" in config else None
     evaluation = evaluator(ArchSpec.from_dict(config["spec"]), seed=config["seed"], cost=cost)
     return {RESULT_KEY: {"status": evaluation.status, "val_acc": evaluation.val_acc, "failure": evaluation.failure,
-                         "metrics": evaluation.metrics, "worker": worker}}
+                         "metrics": evaluation.metrics, "worker": worker, "node": node}}
 
 
 def unpack_result(result: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -266,7 +270,7 @@ class StudySteps:
     def __init__(self, run: Run, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> None:
         super().__init__(metric=None, mode=None)
         self.run = run
-        self.steps = run.steps(after_trial)
+        self.steps = run.steps(after_trial, wait_for_twins=False)  # suggest must not block Tune
         self.pending: dict[str, Proposal] = {}  # Tune trial id -> proposal being trained
         self.errored: dict[str, Proposal] = {}  # errored in Ray, waiting for the error message
         self.stop_reason: str | None = None  # set when the run must stop (bad data on a worker)
@@ -310,6 +314,8 @@ class StudySteps:
                 self.steps.cut_off(proposal, f"{outcome['failure']}; re-run on --resume")
             else:
                 proposal.trial.set_user_attr(WORKER_ATTR, outcome.get("worker"))
+                if outcome.get("node"):
+                    proposal.trial.set_user_attr(NODE_ATTR, outcome["node"])
                 evaluation = Evaluation(status=outcome["status"], val_acc=_number(outcome.get("val_acc")),
                                         metrics=dict(outcome.get("metrics") or {}), failure=outcome.get("failure"))
                 self.steps.finish(proposal, evaluation)
@@ -324,6 +330,9 @@ class StudySteps:
         retries = self.run.cfg.max_retries
         failure = f"the Ray worker died (retried {retries} time{'' if retries == 1 else 's'}): {message}"
         try:
+            if node_lost(message):  # not the network's fault: not counted, its architecture runs again
+                self.steps.cut_off(proposal, f"its Ray node was lost ({message}); its architecture runs again")
+                return
             self.steps.finish(proposal, Evaluation(status="failed", failure=failure))
         except Exception as exc:
             self.error = self.error or exc
@@ -349,6 +358,16 @@ class StudySteps:
         self.pending[trial_id] = proposal
         return {"number": proposal.trial.number, "seed": proposal.seed, "spec": proposal.spec.to_dict(),
                 "params": proposal.params, "macs": proposal.macs}
+
+
+# Ray's words for a trial whose node (not its own process) went away. Tune's retries of such a
+# trial can land on the dead actor again, so it is re-enqueued instead of counted as failed.
+NODE_LOST_MARKERS = ("is unavailable", "NodeDiedError", "node died", "Failed to connect to remote host")
+
+
+def node_lost(message: str) -> bool:
+    """Whether Ray's error message of a trial says that its node was lost."""
+    return any(marker.lower() in message.lower() for marker in NODE_LOST_MARKERS)
 
 
 def _number(value: Any) -> float:
