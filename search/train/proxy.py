@@ -24,7 +24,7 @@ from blocks.cost import Cost, count_cost, count_module_cost
 from blocks.model import build_model
 from search.train.augment import AugmentConfig
 from search.train.data import DataSplits
-from search.train.trainer import EpochStats, Recipe, Trainer
+from search.train.trainer import EpochStats, Recipe, StepCallback, Trainer
 from space.scaling import scale_width
 from space.spec import ArchSpec
 
@@ -119,6 +119,7 @@ def train_proxy(
     device: torch.device | str,
     seed: int,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> ProxyResult:
     """Train ``model`` on the training subset of ``data`` with ``config``; validate; report.
 
@@ -143,7 +144,7 @@ def train_proxy(
         mean=data.mean, std=data.std, train_images=train_images,
     )
     fit = trainer.fit((data.train_x, data.train_y), (data.val_x[:val_images], data.val_y[:val_images]),
-                      eval_every=config.eval_every, on_epoch=on_epoch)
+                      eval_every=config.eval_every, on_epoch=on_epoch, on_step=on_step)
     images_seen = fit.last.images if fit.last else 0
     return ProxyResult(
         status=fit.status,
@@ -173,6 +174,7 @@ def evaluate_spec(
     seed: int,
     on_epoch: Callable[[EpochStats], None] | None = None,
     exported: Cost | None = None,
+    on_step: StepCallback | None = None,
 ) -> ProxyResult:
     """The per-trial evaluator: cost of ``spec`` as exported, then proxy training of its scaled copy.
 
@@ -186,5 +188,5 @@ def evaluate_spec(
     proxy_spec = scale_width(spec, config.width_scale)
     torch.manual_seed(seed)
     model = build_model(proxy_spec, data.num_classes)
-    result = train_proxy(model, data, config, device=device, seed=seed, on_epoch=on_epoch)
+    result = train_proxy(model, data, config, device=device, seed=seed, on_epoch=on_epoch, on_step=on_step)
     return dataclasses.replace(result, params=exported.params, macs=exported.macs)

@@ -171,8 +171,13 @@ def test_kill_9_then_resume_keeps_finished_trials_and_meets_budget(tmp_path):
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
 
 
-def test_two_workers_share_one_study_exactly(tmp_path):
+def test_two_workers_share_one_study_exactly(tmp_path, capsys):
     assert run_cli(["--space", "seesaw", "--budget", "4", "--name", "w", "--workers", "2", "--no-references", *FAST], tmp_path) == 0
+    # progress inside the trials of both workers reaches the launching process's display (a log: no bar)
+    err = capsys.readouterr().err
+    for worker in ("w0", "w1"):
+        assert any(f"({worker}): epoch 1/" in ln and "val_acc" in ln and "run ETA" in ln for ln in err.splitlines()), err
+    assert err.count("trials finished, run ETA") == 4 and "it/s]" not in err
     rows = trials_csv(tmp_path / "w")
     assert len(rows) == 4 and all(r["status"] in ("ok", "duplicate") for r in rows)
     log = (tmp_path / "w" / "search.log").read_text()
