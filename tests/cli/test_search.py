@@ -90,7 +90,9 @@ def test_duplicate_architectures_are_not_trained_twice(tmp_path):
 
 
 BAD_INPUT = [
-    (["--space", "nope"], "unknown space"),
+    (["--space", "nope"], "--space: invalid choice: 'nope'"),
+    (["--proxy", "fast"], "--proxy: invalid choice"),
+    (["--prescreen", "zen"], "--prescreen: invalid choice"),
     (["--budget", "0"], "--budget"),
     (["--budget", "-3"], "--budget"),
     (["--dataset", "imagefolder", "--data-dir", "/nonexistent/cifar"], "/nonexistent/cifar"),
@@ -127,7 +129,7 @@ def test_bad_input_from_the_command_line_is_one_line_and_exit_2(tmp_path):
                            "--results-dir", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert "unknown space" in proc.stderr and not any(tmp_path.iterdir())
+    assert "--space: invalid choice" in proc.stderr and not any(tmp_path.iterdir())
 
 
 def test_broken_yaml_for_final_training_is_one_line(tmp_path, capsys, monkeypatch):
