@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,9 +262,11 @@ def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
         try:
             ds = cls(root=str(data_dir), train=train, download=False)
         except RuntimeError:  # torchvision: "Dataset not found or corrupted"
+            before = set(data_dir.iterdir()) if data_dir.is_dir() else None
             try:
                 ds = cls(root=str(data_dir), train=train, download=True)
             except Exception as exc:  # offline: URLError, socket errors, ...
+                _remove_new_entries(data_dir, before)  # a failed download leaves no empty folder or partial archive
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if data_dir.is_file() or (data_dir / "train").is_dir():
                     raise DataError(
@@ -271,12 +274,23 @@ def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
                         "files; use --dataset imagefolder with it"
                     ) from None
                 raise DataError(
-                    f"{name} is not in {data_dir} and could not be downloaded ({reason}); put "
-                    f"torchvision's {cls.base_folder} folder there, or pass --data-dir pointing to it"
+                    f"{name} is not in {data_dir} and could not be downloaded ({reason}); offline, search an image "
+                    f"folder instead with --dataset imagefolder --data-dir <folder or .zip with train/<class>/ and "
+                    f"test/<class>/>, or put torchvision's {cls.base_folder} folder in {data_dir}"
                 ) from None
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
         parts += [x, torch.tensor(ds.targets, dtype=torch.int64)]
     return RawDataset(*parts, classes=tuple(ds.classes))
+
+
+def _remove_new_entries(folder: Path, before: set[Path] | None) -> None:
+    """Remove what appeared in ``folder`` since ``before`` (its entries then; None: it did not exist)."""
+    if not folder.is_dir():
+        return
+    for entry in set(folder.iterdir()) - (before or set()):
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+    if before is None and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 # ----------------------------------------------------------------------------- image folder

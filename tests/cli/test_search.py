@@ -239,3 +239,14 @@ def test_final_train_cli_reports_test_accuracy(tmp_path, capsys):
     assert "test accuracy" in out and "epoch 1:" in out
     result = json.loads((tmp_path / "fin" / "result.json").read_text())
     assert 0.0 <= result["test_acc"] <= 1.0 and result["epochs_done"] == 1
+
+
+@pytest.mark.slow
+def test_offline_default_command_names_the_alternative_and_leaves_nothing(tmp_path):
+    """The users' command with no CIFAR-10 and no way to download it (CI and these machines are offline)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "launch_search.py"), "--space", "seesaw", "--budget", "200"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--dataset imagefolder --data-dir" in proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []  # no empty data/, no run folder with an empty log
