@@ -43,7 +43,6 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy.stats import rankdata
 
 from blocks import build_model
 from space.spec import ArchSpec
@@ -223,8 +222,20 @@ def members(name: str) -> tuple[str, ...]:
 
 def rank(values: Sequence[float]) -> list[float]:
     """Ranks 0 .. n-1, higher value = higher rank; ties share their mean rank; NaN ranks lowest."""
+    # Hand-rolled (scipy.stats.rankdata's "average" method): importing scipy.stats took 4 s of every
+    # command's start-up on a loaded 2-core machine (benchmarks/info_speed.py).
     keyed = [v if math.isfinite(v) else -math.inf for v in values]
-    return [float(r) - 1.0 for r in rankdata(keyed, method="average")] if keyed else []
+    order = sorted(range(len(keyed)), key=keyed.__getitem__)
+    ranks = [0.0] * len(keyed)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and keyed[order[end + 1]] == keyed[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2
+        start = end + 1
+    return ranks
 
 
 def vote_scores(rows: Sequence[dict[str, float]], names: Sequence[str] = VOTE_MEMBERS) -> list[float]:

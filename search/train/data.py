@@ -23,7 +23,6 @@ from typing import Iterable
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image, UnidentifiedImageError
 
 from search.files import atomic_path
@@ -256,6 +255,10 @@ def synthetic_dataset(
 
 
 def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
+    # torchvision only here: its import pulls in torch._dynamo (6 s of every command's start-up on a
+    # loaded 2-core machine, benchmarks/info_speed.py), and only CIFAR loading needs it.
+    import torchvision.datasets
+
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
     parts = []
     for train in (True, False):
