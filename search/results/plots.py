@@ -185,6 +185,7 @@ def write_hypervolume_plot(history: Sequence[tuple[int, float]], path: Path) -> 
     ax.plot([h[0] for h in history], [h[1] for h in history], marker="o", color="royalblue")
     ax.set_title(HYPERVOLUME_TITLE, fontsize=10)
     ax.set_xlabel("trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(HYPERVOLUME_AXIS)
     ax.grid(True, color="#eeeeee")
     png.tight_layout()
