@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from search.config import SearchConfig
 from search.engine.attributes import ATTR, STATUS
 from search.engine.study import finished_count
+from search.engine.trial import describe_trial
 from search.results.pareto import feasible_trials, front_trials
 from search.train.trainer import EpochStats
 
@@ -157,7 +158,7 @@ class TrialProgress:
     def update(self, trial: optuna.trial.FrozenTrial | None = None, line: str | None = None) -> None:
         """A trial of this process ended (``line``: what to print for it in log mode)."""
         if trial is not None:
-            self.trial_event(end_event(0, trial, line or f"trial {trial.number} {trial.user_attrs.get(ATTR.STATUS)}"))
+            self.trial_event(end_event(0, trial, line or describe_trial(trial)))
         else:
             self._redraw(force=True)
 
