@@ -12,7 +12,10 @@ from typing import Any, NoReturn
 
 from search.config import EXECUTORS, PICKS, SearchConfig
 from search.engine.study import SAMPLERS
+from search.engine.zero_cost import ZERO_COST_PROXIES
 from search.train.data import DATASETS
+from search.train.proxy import PRESETS
+from space.spaces import SPACES
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "contradiction", "FinalTrainConfig", "OneLineParser", "build_parser", "final_train_config", "macs_value",
            "positive_int", "search_config"]
@@ -26,6 +29,17 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds ``(default: X)`` where it says something: not to flags, not to a None default, not
+    where the help already names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or any(action.default is v for v in (None, True, False, argparse.SUPPRESS)):
+            return text
+        return super()._get_help_string(action)
 
 
 def macs_value(text: str) -> int:
@@ -51,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="launch_search.py",
         description="Multi-objective NAS (validation accuracy up, MACs down) over efficient-CNN blocks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     what = p.add_argument_group("what to do (default: run a search)")
     what.add_argument("--references", dest="list_references", action="store_true", help="list the reference zoo with counted and published params/MACs")
@@ -61,34 +75,35 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--final-train", metavar="YAML", help="train an exported architecture with the full recipe, report test accuracy")
 
     s = p.add_argument_group("search")
-    s.add_argument("--space", default="seesaw", help="search space (seesaw, shufflenet)")
+    s.add_argument("--space", default="seesaw", choices=sorted(SPACES), help="search space")
     s.add_argument("--shared-block", action="store_true", help="one block shared by all stages instead of one per stage")
     s.add_argument("--budget", type=positive_int, default=200, help="finished trials, resumed ones included")
     s.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler")
     s.add_argument("--max-macs", type=macs_value, default=None, help="hard MACs limit (e.g. 100M), checked before training")
-    s.add_argument("--no-references", dest="references", action="store_false", help="do not enqueue the space's references first")
+    s.add_argument("--no-references", dest="references", action="store_false",
+                   help="skip the warm start (without it, the space's reference networks are trained first)")
     s.add_argument("--pick", default="accuracy", choices=PICKS, help="which Pareto trial becomes best_block.yaml")
-    s.add_argument("--prescreen", default=None, metavar="PROXY",
-                   help="zero-cost pre-screen: synflow, jacob_cov, snip, grad_norm or vote; trains the best of each round")
+    s.add_argument("--prescreen", default=None, choices=list(ZERO_COST_PROXIES),
+                   help="zero-cost pre-screen (off by default): trains the best candidate of each round")
     s.add_argument("--prescreen-keep", type=float, default=0.25, metavar="RATIO",
                    help="with --prescreen: train 1 of ceil(1/RATIO) sampled candidates per round")
     s.add_argument("--seed", type=int, default=0, help="seed of sampler, split and training")
     s.add_argument("--name", default=None, help="run folder results/NAME (default: SPACE-DATE-TIME)")
     s.add_argument("--results-dir", default="results", help="parent folder of run folders")
     s.add_argument("--resume", action="store_true", help="continue the run --name")
-    s.add_argument("--storage", default=None, help="Optuna storage URL (default: a journal file in the run folder; postgresql://... for several hosts)")
+    s.add_argument("--storage", default=None, help="Optuna storage URL (default: study.journal in the run folder; postgresql://... for several hosts)")
 
     d = p.add_argument_group("data and proxy training")
     d.add_argument("--dataset", default="cifar10", choices=DATASETS, help="training data")
     d.add_argument("--data-dir", default="data", help="CIFAR download/cache folder, or an image folder / .zip for --dataset imagefolder")
     d.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
-    d.add_argument("--proxy", default="auto", help="proxy preset: gpu, cpu, smoke (auto: gpu on CUDA, else cpu)")
+    d.add_argument("--proxy", default="auto", choices=["auto", *PRESETS], help="proxy preset; auto picks gpu on CUDA, cpu elsewhere")
     d.add_argument("--epochs", type=float, default=None, help="override the preset's epochs")
     d.add_argument("--train-subset", type=int, default=None, help="override the preset's number of training images")
     d.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
     d.add_argument("--width-scale", type=float, default=None, help="train a width-scaled proxy of each network")
     d.add_argument("--recipe", default="seeds", help="--final-train recipe: seeds (400 epochs, Seesaw/IGCV3) or mobile")
-    d.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: cuda if available)")
+    d.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ...; auto picks cuda when available")
 
     x = p.add_argument_group("executors")
     x.add_argument("--executor", default="local", choices=EXECUTORS, help="local processes or Ray Tune")

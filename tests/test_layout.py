@@ -11,8 +11,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("space", "blocks", "search", "seesaw_cli")
-# Optional, heavy dependencies that may be imported where they are used (with a comment there).
-DEFERRED_OK = ("ray", "plotly", "kaleido", "matplotlib", "optuna_dashboard")
+# Optional, heavy dependencies that may be imported where they are used (with a comment there);
+# torchvision: only the CIFAR loader needs it, and its import costs every command seconds.
+# torchvision (only the CIFAR loader) and scipy.stats (only the vote ranks) cost seconds of start-up.
+DEFERRED_OK = ("ray", "plotly", "kaleido", "matplotlib", "optuna_dashboard", "torchvision", "scipy")
 # What each part may import of ours (prefix match); the order of the flow of a spec.
 ALLOWED = {
     "space": ("space",),

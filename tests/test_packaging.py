@@ -48,3 +48,32 @@ def test_installed_package_reads_its_own_files_not_the_checkout(installed, tmp_p
     is_file, has_entries, where = out.stdout.split()
     assert is_file == "True" and has_entries == "True"
     assert str(ROOT) not in where  # the installed copy, not the checkout
+
+
+def readme_rebuild_snippet() -> str:
+    text = (ROOT / "README.md").read_text()
+    after = text.split("Rebuild an exported network", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_readme_rebuild_snippet_runs_from_any_directory_after_install(installed, tmp_path):
+    """The README's snippet, verbatim, on an exported YAML in results/RUN/, run outside the checkout."""
+    from optuna.trial import TrialState, create_trial
+
+    from blocks import count_cost
+    from search.engine.attributes import ATTR
+    from search.results.export import export_trial
+    from space.spaces import get_space
+
+    space = get_space("seesaw")
+    spec = space.spec_from_params(space.smallest_params())
+    cost = count_cost(spec, 10, 32)
+    trial = create_trial(state=TrialState.COMPLETE, values=[0.5, float(cost.macs)], user_attrs={
+        ATTR.SPEC: spec.to_dict(), ATTR.MACS: cost.macs, ATTR.PARAMS: cost.params})
+    export_trial(trial, tmp_path / "results" / "RUN" / "best_block.yaml", run={"name": "RUN", "num_classes": 10})
+    out = subprocess.run([installed / "python", "-c", readme_rebuild_snippet()], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                                      "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"Cost(params={cost.params}, macs={cost.macs})"

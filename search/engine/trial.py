@@ -278,13 +278,19 @@ class TrialSteps:
 Evaluator = Callable[..., Evaluation]
 
 
-def run_trial(steps: TrialSteps, evaluate: Evaluator) -> FrozenTrial | None:
-    """One whole trial in this process: next proposal, train it, record it. None: budget met."""
+def run_trial(steps: TrialSteps, evaluate: Evaluator,
+              watch: Callable[[Proposal], dict[str, Any]] | None = None) -> FrozenTrial | None:
+    """One whole trial in this process: next proposal, train it, record it. None: budget met.
+
+    ``watch(proposal)``: extra keywords for ``evaluate`` (its ``on_step``/``on_epoch`` progress
+    callbacks), made afresh for each trial that trains.
+    """
     proposal = steps.next()
     if proposal is None:
         return None
     try:
-        evaluation = evaluate(proposal.spec, seed=proposal.seed, cost=proposal.cost)
+        extra = watch(proposal) if watch is not None else {}
+        evaluation = evaluate(proposal.spec, seed=proposal.seed, cost=proposal.cost, **extra)
     except KeyboardInterrupt:
         steps.cut_off(proposal)
         raise

@@ -43,7 +43,6 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy.stats import rankdata
 
 from blocks import build_model
 from space.spec import ArchSpec
@@ -223,6 +222,10 @@ def members(name: str) -> tuple[str, ...]:
 
 def rank(values: Sequence[float]) -> list[float]:
     """Ranks 0 .. n-1, higher value = higher rank; ties share their mean rank; NaN ranks lowest."""
+    # Imported here: scipy.stats took 4 s of every command's start-up on a loaded 2-core machine
+    # (benchmarks/info_speed.py), and only the vote pre-screen ranks anything.
+    from scipy.stats import rankdata
+
     keyed = [v if math.isfinite(v) else -math.inf for v in values]
     return [float(r) - 1.0 for r in rankdata(keyed, method="average")] if keyed else []
 

@@ -1,19 +1,22 @@
 """The Pareto plot: every trained trial, the discovered front, and the references as labelled points.
 
-Data extraction (``pareto_plot_data``, a NamedTuple, tested) is kept apart from rendering
-(plotly, imported only here and only when drawing). PNG export needs kaleido and a Chrome.
+Data extraction (``pareto_plot_data``, a NamedTuple, tested) is kept apart from rendering, as in
+``optuna.visualization``: plotly draws the interactive pages (``pareto.html``,
+``hypervolume.html``, sharing one ``plotly.min.js`` beside them, offline-safe), and matplotlib
+draws the static images (``pareto.png``, ``hypervolume.png``) with no
+browser. Both renderers are imported only when drawing.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import optuna
 
-from search.results.pareto import feasible_trials, front_trials
 from search.engine.attributes import ATTR
+from search.files import atomic_path, write_atomic
+from search.results.pareto import feasible_trials, front_trials
 
 
 class ParetoPlotData(NamedTuple):
@@ -56,7 +59,7 @@ def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.
     try:
         import plotly.graph_objects as go
     except ImportError:
-        raise ImportError("drawing plots needs plotly: pip install plotly kaleido") from None
+        raise ImportError("drawing plots needs plotly: pip install plotly") from None
 
     fig = go.Figure()
     fig.add_scatter(x=[p[1] for p in data.trials], y=[p[2] for p in data.trials], mode="markers",
@@ -85,28 +88,106 @@ def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.
     return fig
 
 
-def chrome_available() -> bool:
-    return any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome", "chrome"))
+def _pyplot_free_figure(width_in: float, height_in: float):  # -> matplotlib.figure.Figure
+    """A matplotlib Figure on the Agg canvas: no display, no pyplot global state, no browser."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # optional heavy dependency: only when drawing
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("drawing PNG plots needs matplotlib: pip install matplotlib") from None
+    fig = Figure(figsize=(width_in, height_in), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def render_pareto_png(data: ParetoPlotData, title: str):  # -> matplotlib.figure.Figure
+    """The same plot as ``render_pareto``, drawn by matplotlib for the static image."""
+    fig = _pyplot_free_figure(9, 6)
+    ax = fig.add_subplot()
+    ax.scatter([p[1] for p in data.trials], [p[2] for p in data.trials], s=30, color="lightgray",
+               edgecolors="gray", linewidths=0.5, label="trials", zorder=2)
+    if data.front:
+        ax.step([p[1] for p in data.front], [p[2] for p in data.front], where="post", color="royalblue",
+                marker="o", markersize=6, label="Pareto front", zorder=3)
+    xs = [p[1] for p in data.trials] + ([data.max_macs_m] if data.max_macs_m is not None else [])
+    ys = [p[2] for p in data.trials]
+    x_span = (max(xs) - min(xs)) if xs else 1.0
+    y_span = (max(ys) - min(ys)) if ys else 1.0
+    if data.references:
+        refs = sorted(data.references, key=lambda r: r[1])
+        ax.scatter([r[1] for r in refs], [r[2] for r in refs], marker="*", s=180, color="crimson",
+                   label="references", zorder=4)
+        where = label_positions([(r[1], r[2]) for r in refs], x_span or 1.0, y_span or 1.0)
+        for (name, x, y), pos in zip(refs, where):
+            above = pos.startswith("top")
+            ax.annotate(name, (x, y), xytext=(0, 9 if above else -9), textcoords="offset points", ha="center",
+                        va="bottom" if above else "top", fontsize=8, color="crimson", zorder=5)
+    if xs:  # room for the labels of the outermost points
+        pad = 0.12 * (x_span or max(abs(xs[0]), 1.0))
+        ax.set_xlim(min(xs) - pad, max(xs) + pad)
+    if ys:
+        pad = 0.1 * (y_span or max(abs(ys[0]), 1.0))
+        ax.set_ylim(min(ys) - pad, max(ys) + pad)
+    if data.max_macs_m is not None:
+        ax.axvline(data.max_macs_m, linestyle="--", color="gray", label="--max-macs")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("MACs (millions, 32x32 input)")
+    ax.set_ylabel("proxy validation accuracy (%)")
+    ax.grid(True, color="#eeeeee")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_png(fig, path: Path) -> Path:  # fig: matplotlib.figure.Figure
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
+    return Path(path)
+
+
+HYPERVOLUME_TITLE = "Hypervolume of the (accuracy, MACs) front"
+HYPERVOLUME_AXIS = "hypervolume (accuracy x MMACs)"
+PLOTLY_JS = "plotly.min.js"  # written once beside the pages, which load it by relative path
+
+
+def write_page(fig, path: Path) -> list[Path]:  # fig: plotly.graph_objects.Figure
+    """Write ``fig`` as a page that loads ``plotly.min.js`` from its own folder, and that bundle
+    (the installed plotly's, so a page never meets an older copy). Returns both files."""
+    from plotly.offline import get_plotlyjs  # optional heavy dependency: only when drawing
+
+    path = Path(path)
+    bundle = path.parent / PLOTLY_JS
+    js = get_plotlyjs()
+    if not bundle.exists() or bundle.stat().st_size != len(js.encode()):
+        write_atomic(bundle, js)
+    write_atomic(path, fig.to_html(include_plotlyjs="directory", full_html=True))
+    return [path, bundle]
 
 
 def write_pareto_plot(study: optuna.Study, run_dir: Path, title: str, max_macs: int | None = None) -> list[Path]:
-    """pareto.html always (plotly); pareto.png too when kaleido finds a Chrome. Returns the files."""
-    fig = render_pareto(pareto_plot_data(study, max_macs), title)
-    written = [run_dir / "pareto.html"]
-    fig.write_html(written[0], include_plotlyjs=True)
-    if chrome_available():
-        try:
-            fig.write_image(run_dir / "pareto.png", scale=2)
-            written.append(run_dir / "pareto.png")
-        except Exception as exc:  # kaleido/Chrome trouble must not lose the run
-            print(f"note: pareto.png not written ({str(exc).splitlines()[0][:120]}); pareto.html has the plot")
+    """pareto.html (plotly, with plotly.min.js beside it) and pareto.png (matplotlib). Returns the files."""
+    data = pareto_plot_data(study, max_macs)
+    written = write_page(render_pareto(data, title), run_dir / "pareto.html")
+    written.append(write_png(render_pareto_png(data, title), run_dir / "pareto.png"))
     return written
 
 
-def write_hypervolume_plot(history: Sequence[tuple[int, float]], path: Path) -> None:
-    import plotly.graph_objects as go
+def write_hypervolume_plot(history: Sequence[tuple[int, float]], path: Path) -> list[Path]:
+    """``path`` (an .html page) and the same plot as a .png beside it. Returns the files."""
+    import plotly.graph_objects as go  # optional heavy dependency: only when drawing
 
     fig = go.Figure(go.Scatter(x=[h[0] for h in history], y=[h[1] for h in history], mode="lines+markers"))
-    fig.update_layout(title="Hypervolume of the (accuracy, MACs) front", xaxis_title="trial",
-                      yaxis_title="hypervolume (accuracy x MMACs)", template="plotly_white")
-    fig.write_html(path, include_plotlyjs=True)
+    fig.update_layout(title=HYPERVOLUME_TITLE, xaxis_title="trial",
+                      yaxis_title=HYPERVOLUME_AXIS, template="plotly_white")
+    written = write_page(fig, path)
+    png = _pyplot_free_figure(7, 4.5)
+    ax = png.add_subplot()
+    ax.plot([h[0] for h in history], [h[1] for h in history], marker="o", color="royalblue")
+    ax.set_title(HYPERVOLUME_TITLE, fontsize=10)
+    ax.set_xlabel("trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(HYPERVOLUME_AXIS)
+    ax.grid(True, color="#eeeeee")
+    png.tight_layout()
+    written.append(write_png(png, Path(path).with_suffix(".png")))
+    return written

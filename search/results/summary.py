@@ -26,6 +26,9 @@ def hypervolume_reference_macs(study: optuna.Study, max_macs: int | None) -> flo
     return 1.1 * max(macs) if macs else 1.0
 
 
+# Files a run writes before its end (the study is absent with --storage postgresql://...).
+RUN_FILES = ("study.journal", "run.json", "search.log")
+
 # Budgets at which the summary quotes the hypervolume (and always the last trial).
 HYPERVOLUME_KS = (10, 25, 50, 100, 200, 500, 1000)
 
@@ -45,12 +48,14 @@ def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int,
     history = hypervolume_history(feasible_trials(study, cfg.max_macs), ref_macs)
     write_csv(run_dir / "hypervolume.csv", ("trial", "hypervolume"),
               [{"trial": n, "hypervolume": f"{hv:.6g}"} for n, hv in history])
-    files = []
-    try:
-        files = write_pareto_plot(study, run_dir, f"{cfg.name}: space {cfg.space}, {cfg.dataset}, proxy {proxy}", cfg.max_macs)
-        write_hypervolume_plot(history, run_dir / "hypervolume.html")
-    except ImportError as exc:
-        print(f"note: no plots ({exc})")
+    files: list[Path] = [run_dir / "trials.csv", run_dir / "hypervolume.csv"]
+    if trained:  # a run with no result has nothing to plot
+        try:
+            files += write_pareto_plot(study, run_dir, f"{cfg.name}: space {cfg.space}, {cfg.dataset}, proxy {proxy}",
+                                       cfg.max_macs)
+            files += write_hypervolume_plot(history, run_dir / "hypervolume.html")
+        except ImportError as exc:
+            print(f"note: no plots ({exc})")
     front = front_trials(study, cfg.max_macs)
     best_path = None
     if front:
@@ -59,6 +64,9 @@ def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int,
         export_trial(best, best_path, pick=cfg.pick, run={
             "name": cfg.name, "space": cfg.space, "dataset": cfg.dataset, "seed": cfg.seed,
             "proxy": proxy, "num_classes": num_classes, "input_size": input_size})
+        files.append(best_path)
+    # what the run wrote before the end (the study, run.json, the log), when this run has them
+    files += [run_dir / n for n in RUN_FILES if (run_dir / n).is_file()]
     statuses: dict[str, int] = {}
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -71,7 +79,7 @@ def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int,
         "hypervolume_by_trials": hypervolume_milestones(hypervolume_by_budget(study.get_trials(deepcopy=False), ref_macs)),
         "fidelity": None,
         "best_block": str(best_path) if best_path else None,
-        "files": [str(f) for f in files],
+        "files": [str(f) for f in dict.fromkeys(files)],
     }
     if proxy_config is not None:
         entry = find_fidelity(proxy_config, cfg.space)
@@ -98,9 +106,10 @@ def print_summary(study: optuna.Study, cfg: SearchConfig, front: list, trained: 
           f"({', '.join(f'{k} {v}' for k, v in sorted(summary['statuses'].items()))})")
     if rows:
         print(format_table(rows, ("trial", "reference", "val_acc%", "MMACs", "Mparams", "front")))
-    print(f"hypervolume (val_acc x MMACs below {hypervolume_reference_macs(study, cfg.max_macs) / 1e6:.1f}M): "
-          f"{summary['hypervolume']:.4g}")
-    if summary["hypervolume_by_trials"]:
+    if trained:
+        print(f"hypervolume (val_acc x MMACs below {hypervolume_reference_macs(study, cfg.max_macs) / 1e6:.1f}M): "
+              f"{summary['hypervolume']:.4g}")
+    if trained and summary["hypervolume_by_trials"]:
         print("hypervolume after k trials: " + ", ".join(f"{k} -> {hv:.4g}" for k, hv in summary["hypervolume_by_trials"].items()))
     if summary.get("fidelity_line"):
         print(summary["fidelity_line"])
@@ -108,4 +117,4 @@ def print_summary(study: optuna.Study, cfg: SearchConfig, front: list, trained: 
     for t in failed[:5]:
         print(f"  trial {t.number} {trial_status(t)}: {t.user_attrs.get(ATTR.FAILURE, '')}")
     print(f"best block ({cfg.pick}): {summary['best_block'] or 'none (no trial finished with a result)'}")
-    print(f"results: {cfg.run_dir}/ (trials.csv, pareto.html, hypervolume.csv, run.json, search.log)")
+    print(f"results: {cfg.run_dir}/ ({', '.join(Path(f).name for f in summary['files'])})")

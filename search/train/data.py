@@ -23,7 +23,6 @@ from typing import Iterable
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image, UnidentifiedImageError
 
 from search.files import atomic_path
@@ -256,6 +255,10 @@ def synthetic_dataset(
 
 
 def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
+    # torchvision only here: its import pulls in torch._dynamo (6 s of every command's start-up on a
+    # loaded 2-core machine, benchmarks/info_speed.py), and only CIFAR loading needs it.
+    import torchvision.datasets
+
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
     created = not data_dir.exists()  # a failed download must not leave an empty folder behind
     parts = []
@@ -263,9 +266,11 @@ def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
         try:
             ds = cls(root=str(data_dir), train=train, download=False)
         except RuntimeError:  # torchvision: "Dataset not found or corrupted"
+            before = set(data_dir.iterdir()) if data_dir.is_dir() else None
             try:
                 ds = cls(root=str(data_dir), train=train, download=True)
             except Exception as exc:  # offline: URLError, socket errors, ...
+                _remove_new_entries(data_dir, before)  # a failed download leaves no empty folder or partial archive
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if created:
                     shutil.rmtree(data_dir, ignore_errors=True)
@@ -275,12 +280,23 @@ def _load_torchvision_cifar(name: str, data_dir: Path) -> RawDataset:
                         "files; use --dataset imagefolder with it"
                     ) from None
                 raise DataError(
-                    f"{name} is not in {data_dir} and could not be downloaded ({reason}); put "
-                    f"torchvision's {cls.base_folder} folder there, or pass --data-dir pointing to it"
+                    f"{name} is not in {data_dir} and could not be downloaded ({reason}); offline, search an image "
+                    f"folder instead with --dataset imagefolder --data-dir <folder or .zip with train/<class>/ and "
+                    f"test/<class>/>, or put torchvision's {cls.base_folder} folder in {data_dir}"
                 ) from None
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
         parts += [x, torch.tensor(ds.targets, dtype=torch.int64)]
     return RawDataset(*parts, classes=tuple(ds.classes))
+
+
+def _remove_new_entries(folder: Path, before: set[Path] | None) -> None:
+    """Remove what appeared in ``folder`` since ``before`` (its entries then; None: it did not exist)."""
+    if not folder.is_dir():
+        return
+    for entry in set(folder.iterdir()) - (before or set()):
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+    if before is None and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 # ----------------------------------------------------------------------------- image folder

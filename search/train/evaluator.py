@@ -17,7 +17,7 @@ from typing import Any, Callable
 from blocks.cost import Cost
 from search.train.data import DataSplits
 from search.train.proxy import ProxyConfig, evaluate_spec
-from search.train.trainer import EpochStats
+from search.train.trainer import EpochStats, StepCallback
 from space.spec import ArchSpec
 
 __all__ = ["Evaluation", "ProxyEvaluator", "describe_exception"]
@@ -53,11 +53,12 @@ class ProxyEvaluator:
         self.num_classes = num_classes
 
     def __call__(self, spec: ArchSpec, seed: int, on_epoch: Callable[[EpochStats], None] | None = None,
-                 cost: Cost | None = None) -> Evaluation:
-        """``cost``: the spec's Cost if already counted (the trial step did), to skip counting it again."""
+                 cost: Cost | None = None, on_step: StepCallback | None = None) -> Evaluation:
+        """``cost``: the spec's Cost if already counted (the trial step did), to skip counting it again.
+        ``on_epoch``/``on_step``: progress callbacks (``search.results.progress.TrialTicker``)."""
         try:
             result = evaluate_spec(spec, self.data, self.config, device=self.device, seed=seed, on_epoch=on_epoch,
-                                   exported=cost)
+                                   exported=cost, on_step=on_step)
         except Exception as exc:  # a crashing trial is recorded, the search goes on
             return Evaluation(status="failed", failure=describe_exception(exc))
         metrics = {

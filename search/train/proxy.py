@@ -25,7 +25,7 @@ from blocks.cost import Cost, count_cost, count_module_cost
 from blocks.model import build_model
 from search.train.augment import AugmentConfig
 from search.train.data import DataSplits
-from search.train.trainer import EpochStats, Recipe, Trainer
+from search.train.trainer import EpochStats, Recipe, StepCallback, Trainer
 from space.scaling import scale_width
 from space.spec import ArchSpec
 
@@ -127,6 +127,7 @@ def train_proxy(
     device: torch.device | str,
     seed: int,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> ProxyResult:
     """Train ``model`` on the training subset of ``data`` with ``config``; validate; report.
 
@@ -152,7 +153,7 @@ def train_proxy(
     )
     fit = trainer.fit((data.train_x, data.train_y), (data.val_x[:val_images], data.val_y[:val_images]),
                       eval_every=config.eval_every, bn_recalibration_images=config.bn_recalibration_images,
-                      on_epoch=on_epoch)
+                      on_epoch=on_epoch, on_step=on_step)
     images_seen = fit.last.images if fit.last else 0
     return ProxyResult(
         status=fit.status,
@@ -188,6 +189,7 @@ def evaluate_spec(
     seed: int,
     on_epoch: Callable[[EpochStats], None] | None = None,
     exported: Cost | None = None,
+    on_step: StepCallback | None = None,
 ) -> ProxyResult:
     """The per-trial evaluator: cost of ``spec`` as exported, then proxy training of its scaled copy.
 
@@ -204,5 +206,5 @@ def evaluate_spec(
     proxy_spec = scale_width(spec, config.width_scale)
     torch.manual_seed(architecture_seed(spec.canonical_key(), seed))
     model = build_model(proxy_spec, data.num_classes)
-    result = train_proxy(model, data, config, device=device, seed=seed, on_epoch=on_epoch)
+    result = train_proxy(model, data, config, device=device, seed=seed, on_epoch=on_epoch, on_step=on_step)
     return dataclasses.replace(result, params=exported.params, macs=exported.macs)

@@ -23,7 +23,12 @@ import torch.nn.functional as F
 from search.errors import SearchError
 from search.train.augment import AugmentConfig, augment_batch, make_normalizer
 
-__all__ = ["EpochStats", "FitResult", "Recipe", "Trainer", "lr_factor", "resolve_device", "sync", "total_steps"]
+__all__ = ["EpochStats", "FitResult", "Recipe", "StepCallback", "Trainer", "lr_factor", "resolve_device", "sync",
+           "total_steps"]
+
+# Called after every optimizer step with (steps done, total steps): progress inside an epoch. It
+# must be cheap and must not read the GPU (the callee throttles what it shows).
+StepCallback = Callable[[int, int], None]
 
 SCHEDULES = ("cosine", "linear", "exp")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
@@ -219,7 +224,7 @@ class Trainer:
     def done(self) -> bool:
         return self.step >= self.total_steps
 
-    def train_epoch(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+    def train_epoch(self, images: torch.Tensor, labels: torch.Tensor, on_step: StepCallback | None = None) -> float:
         """One pass over the first ``train_images`` of ``images`` in a fresh random order (cut short
         where the recipe's fractional epochs end).
 
@@ -249,6 +254,8 @@ class Trainer:
             self.scaler.update()
             self.step += 1
             loss_sum += loss.detach()
+            if on_step is not None:
+                on_step(self.step, self.total_steps)
             if (i + 1) % check_every == 0 and not torch.isfinite(loss_sum).item():
                 return math.nan
         self.epoch += 1
@@ -289,6 +296,7 @@ class Trainer:
         bn_recalibration_images: int = 0,
         history: Sequence[EpochStats] = (),
         on_epoch: Callable[[EpochStats], None] | None = None,
+        on_step: StepCallback | None = None,
     ) -> FitResult:
         """The one epoch loop: train to the recipe's last step, validate every ``eval_every``
         epochs and after the last, time it honestly, stop at the first non-finite loss.
@@ -298,6 +306,7 @@ class Trainer:
         and propagates. Epochs that are not validated repeat the last validation's numbers.
         ``bn_recalibration_images``: recompute BN statistics on that many training images before
         each validation (``recalibrate_bn``); 0 keeps the running statistics.
+        ``on_step(step, total_steps)`` is called after every optimizer step (progress display).
         """
         history = list(history)
         train_time = history[-1].train_time_s if history else 0.0
@@ -308,7 +317,7 @@ class Trainer:
         while not self.done:
             sync(self.device)
             t0 = time.perf_counter()
-            train_loss = self.train_epoch(*train)
+            train_loss = self.train_epoch(*train, on_step=on_step)
             sync(self.device)
             train_time += time.perf_counter() - t0
             if math.isnan(train_loss):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,7 +91,9 @@ def test_duplicate_architectures_are_not_trained_twice(tmp_path):
 
 
 BAD_INPUT = [
-    (["--space", "nope"], "unknown space"),
+    (["--space", "nope"], "--space: invalid choice: 'nope'"),
+    (["--proxy", "fast"], "--proxy: invalid choice"),
+    (["--prescreen", "zen"], "--prescreen: invalid choice"),
     (["--budget", "0"], "--budget"),
     (["--budget", "-3"], "--budget"),
     (["--dataset", "imagefolder", "--data-dir", "/nonexistent/cifar"], "/nonexistent/cifar"),
@@ -127,7 +130,7 @@ def test_bad_input_from_the_command_line_is_one_line_and_exit_2(tmp_path):
                            "--results-dir", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert "unknown space" in proc.stderr and not any(tmp_path.iterdir())
+    assert "--space: invalid choice" in proc.stderr and not any(tmp_path.iterdir())
 
 
 def test_broken_yaml_for_final_training_is_one_line(tmp_path, capsys, monkeypatch):
@@ -171,13 +174,20 @@ def test_kill_9_then_resume_keeps_finished_trials_and_meets_budget(tmp_path):
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
 
 
-def test_two_workers_share_one_study_exactly(tmp_path):
+def test_two_workers_share_one_study_exactly(tmp_path, capsys):
     # longer trials than FAST alone: the spawned worker must be up before the first one has run the budget
     assert run_cli(["--space", "seesaw", "--budget", "4", "--name", "w", "--workers", "2", "--no-references", *FAST,
                     "--epochs", "4"], tmp_path) == 0
     rows = trials_csv(tmp_path / "w")
     assert len(rows) == 4 and all(r["status"] in ("ok", "duplicate") for r in rows)
     log = (tmp_path / "w" / "search.log").read_text()
+    # progress inside the trials of every worker that trained reaches the launching process's display
+    # (captured: a log, so plain lines and no bar)
+    err = capsys.readouterr().err
+    for worker in ("w0", "w1"):
+        if re.search(rf" {worker} trial \d+ ok ", log):  # a trained trial (a spawned worker may start too late)
+            assert any(f"({worker}): epoch 1/" in ln and "val_acc" in ln and "run ETA" in ln for ln in err.splitlines()), err
+    assert err.count("trials finished, run ETA") == 4 and "it/s]" not in err
     assert " w0 " in log and " w1 " in log  # both workers ran trials
     numbers = [int(r["number"]) for r in rows]
     assert sorted(numbers) == list(range(4))
@@ -234,3 +244,14 @@ def test_final_train_cli_reports_test_accuracy(tmp_path, capsys):
     assert "test accuracy" in out and "epoch 1:" in out
     result = json.loads((tmp_path / "fin" / "result.json").read_text())
     assert 0.0 <= result["test_acc"] <= 1.0 and result["epochs_done"] == 1
+
+
+@pytest.mark.slow
+def test_offline_default_command_names_the_alternative_and_leaves_nothing(tmp_path):
+    """The users' command with no CIFAR-10 and no way to download it (CI and these machines are offline)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "launch_search.py"), "--space", "seesaw", "--budget", "200"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--dataset imagefolder --data-dir" in proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []  # no empty data/, no run folder with an empty log

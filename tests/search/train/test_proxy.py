@@ -84,6 +84,16 @@ def test_callbacks_see_every_epoch_and_eval_every_skips_validation(data):
     assert seen[0].images < seen[1].images < seen[2].images
 
 
+def test_step_callback_sees_every_optimizer_step_and_changes_nothing(data):
+    steps = []
+    torch.manual_seed(0)
+    watched = train_proxy(small_net(), data, config(epochs=1.5), device="cpu", seed=0,
+                          on_step=lambda step, total: steps.append((step, total)))
+    total = round(1.5 * (512 // 64))  # 512 training images after the 128 held out
+    assert steps == [(i, total) for i in range(1, total + 1)]
+    assert watched.val_acc == run(data, epochs=1.5).val_acc
+
+
 def test_reporting_only_fields_do_not_change_the_reported_accuracy(data):
     """search.results.fidelity.REPORTING_ONLY_FIELDS may be left out of cache keys and fidelity matches."""
     from search.results.fidelity import REPORTING_ONLY_FIELDS
