@@ -52,6 +52,8 @@ def main() -> None:
     p.add_argument("--width-scale", type=float)
     p.add_argument("--val-images", type=int)
     p.add_argument("--eval-every", type=int)
+    p.add_argument("--bn-recalibration-images", type=int)
+    p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="one training per seed")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -59,13 +61,15 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {k: getattr(args, k) for k in ("epochs", "train_subset", "batch_size", "lr", "width_scale", "val_images", "eval_every")
+    overrides = {k: getattr(args, k) for k in ("epochs", "train_subset", "batch_size", "lr", "width_scale", "val_images", "eval_every",
+                                    "bn_recalibration_images")
                  if getattr(args, k) is not None}
     config = dataclasses.replace(PRESETS[args.preset], **overrides).validate()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {args.device}, load average {os.getloadavg()[0]:.1f}")
     t0 = time.perf_counter()
-    data = load_dataset(args.dataset, args.data_dir if args.dataset != "synthetic" else None, device=args.device)
+    data = load_dataset(args.dataset, args.data_dir if args.dataset != "synthetic" else None, device=args.device,
+                        val_size=args.val_size)
     print(f"data: {data.describe()}; loaded in {time.perf_counter() - t0:.1f} s")
     print(f"config ({args.preset} preset + {overrides}): {config}")
     spec = load_model(args.model)
