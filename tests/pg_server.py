@@ -3,8 +3,8 @@
 Starts the PostgreSQL binaries of Debian's ``postgresql`` package (``.ci/run`` installs it) in a
 temporary folder on a free loopback port, with password authentication over TCP, and removes it
 afterwards. initdb refuses to run as root, so as root the server runs as the ``postgres`` user
-that the package creates. Missing binaries fail the tests with a message; only an explicit
-``SEESAW_NO_POSTGRES=1`` turns them into skips; so does a machine without the binaries, except in CI.
+that the package creates. Missing binaries fail the tests in CI (``CI`` set) and skip them, with
+the same message, elsewhere; ``SEESAW_NO_POSTGRES=1`` skips them on purpose.
 """
 
 from __future__ import annotations
