@@ -13,6 +13,7 @@ Errors print one line and exit with status 2.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Sequence
 
 from search.runner import export_trial_of_run, run_search
@@ -22,7 +23,13 @@ from seesaw_cli.parser import EXIT_FAILED, EXIT_USAGE, build_parser, contradicti
 __all__ = ["main"]
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' hook
+    """Warnings on the command line read like its errors: one line, no source excerpt."""
+    return f"warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = contradiction(args)

@@ -7,6 +7,7 @@ its provenance. ``load_export`` gives the spec and class count for ``blocks.buil
 from __future__ import annotations
 
 import datetime
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,16 @@ def export_trial(trial: optuna.trial.FrozenTrial, path: Path, *, run: dict[str, 
     return doc
 
 
+class EditedExportWarning(UserWarning):
+    """An exported YAML whose spec no longer has the canonical key it was exported with."""
+
+
 def load_export(path: str | Path) -> tuple[ArchSpec, int]:
-    """(spec, num_classes) from an exported YAML (or a bare spec, which defaults to 10 classes)."""
+    """(spec, num_classes) from an exported YAML (or a bare spec, which defaults to 10 classes).
+
+    The canonical key is recomputed from the spec; when a hand edit changed it, an
+    ``EditedExportWarning`` says that the file's metrics belong to the network it was exported as.
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -70,4 +79,9 @@ def load_export(path: str | Path) -> tuple[ArchSpec, int]:
     num_classes = data.get("num_classes", 10) if isinstance(data, dict) else 10
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise SpecError(f"{p}: num_classes must be a positive integer, got {num_classes!r}")
+    recorded = data.get("canonical_key") if isinstance(data, dict) else None
+    if recorded is not None and recorded != spec.canonical_key():
+        warnings.warn(f"{p}: the spec was edited after export (canonical key {spec.canonical_key()}, exported as "
+                      f"{recorded}); its metrics and provenance belong to the exported network, not to this one",
+                      EditedExportWarning, stacklevel=2)
     return spec, num_classes
