@@ -55,6 +55,32 @@ def label_positions(points: Sequence[tuple[float, float]], x_span: float, y_span
     return positions
 
 
+class PlotLayout(NamedTuple):
+    """Where things go, the same for both renderers."""
+
+    x_range: tuple[float, float] | None  # padded so the outermost labels stay inside
+    y_range: tuple[float, float] | None
+    references: list[tuple[str, float, float]]  # sorted by MACs
+    label_positions: list[str]  # "top center" | "bottom center", one per reference
+
+
+def plot_layout(data: ParetoPlotData) -> PlotLayout:
+    xs = [p[1] for p in data.trials] + ([data.max_macs_m] if data.max_macs_m is not None else [])
+    ys = [p[2] for p in data.trials]
+    x_span = (max(xs) - min(xs)) if xs else 1.0
+    y_span = (max(ys) - min(ys)) if ys else 1.0
+    x_range = y_range = None
+    if xs:
+        pad = 0.12 * (x_span or max(abs(xs[0]), 1.0))
+        x_range = (min(xs) - pad, max(xs) + pad)
+    if ys:
+        pad = 0.1 * (y_span or max(abs(ys[0]), 1.0))
+        y_range = (min(ys) - pad, max(ys) + pad)
+    refs = sorted(data.references, key=lambda r: r[1])
+    positions = label_positions([(r[1], r[2]) for r in refs], x_span or 1.0, y_span or 1.0)
+    return PlotLayout(x_range, y_range, refs, positions)
+
+
 def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.Figure
     try:
         import plotly.graph_objects as go
@@ -68,19 +94,14 @@ def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.
     fig.add_scatter(x=[p[1] for p in data.front], y=[p[2] for p in data.front], mode="lines+markers",
                     name="Pareto front", line=dict(shape="hv", color="royalblue"), marker=dict(size=9),
                     text=[f"trial {p[0]}" for p in data.front], hovertemplate="%{text}<br>%{x:.1f}M MACs<br>%{y:.2f}%")
-    xs = [p[1] for p in data.trials] + ([data.max_macs_m] if data.max_macs_m is not None else [])
-    ys = [p[2] for p in data.trials]
-    x_span = (max(xs) - min(xs)) if xs else 1.0
-    y_span = (max(ys) - min(ys)) if ys else 1.0
-    if data.references:
-        refs = sorted(data.references, key=lambda r: r[1])
+    layout = plot_layout(data)
+    if layout.references:
+        refs = layout.references
         fig.add_scatter(x=[r[1] for r in refs], y=[r[2] for r in refs],
                         mode="markers+text", name="references", text=[r[0] for r in refs],
-                        textposition=label_positions([(r[1], r[2]) for r in refs], x_span or 1.0, y_span or 1.0),
-                        marker=dict(symbol="star", size=14, color="crimson"))
-    if xs:  # room for the labels of the outermost points, which plotly would cut off
-        pad = 0.12 * (x_span or max(abs(xs[0]), 1.0))
-        fig.update_xaxes(range=[min(xs) - pad, max(xs) + pad])
+                        textposition=layout.label_positions, marker=dict(symbol="star", size=14, color="crimson"))
+    if layout.x_range:  # room for the labels of the outermost points, which plotly would cut off
+        fig.update_xaxes(range=list(layout.x_range))
     if data.max_macs_m is not None:
         fig.add_vline(x=data.max_macs_m, line_dash="dash", line_color="gray", annotation_text="--max-macs")
     fig.update_layout(title=title, xaxis_title="MACs (millions, 32x32 input)",
@@ -109,25 +130,19 @@ def render_pareto_png(data: ParetoPlotData, title: str):  # -> matplotlib.figure
     if data.front:
         ax.step([p[1] for p in data.front], [p[2] for p in data.front], where="post", color="royalblue",
                 marker="o", markersize=6, label="Pareto front", zorder=3)
-    xs = [p[1] for p in data.trials] + ([data.max_macs_m] if data.max_macs_m is not None else [])
-    ys = [p[2] for p in data.trials]
-    x_span = (max(xs) - min(xs)) if xs else 1.0
-    y_span = (max(ys) - min(ys)) if ys else 1.0
-    if data.references:
-        refs = sorted(data.references, key=lambda r: r[1])
+    layout = plot_layout(data)
+    if layout.references:
+        refs = layout.references
         ax.scatter([r[1] for r in refs], [r[2] for r in refs], marker="*", s=180, color="crimson",
                    label="references", zorder=4)
-        where = label_positions([(r[1], r[2]) for r in refs], x_span or 1.0, y_span or 1.0)
-        for (name, x, y), pos in zip(refs, where):
+        for (name, x, y), pos in zip(refs, layout.label_positions):
             above = pos.startswith("top")
             ax.annotate(name, (x, y), xytext=(0, 9 if above else -9), textcoords="offset points", ha="center",
                         va="bottom" if above else "top", fontsize=8, color="crimson", zorder=5)
-    if xs:  # room for the labels of the outermost points
-        pad = 0.12 * (x_span or max(abs(xs[0]), 1.0))
-        ax.set_xlim(min(xs) - pad, max(xs) + pad)
-    if ys:
-        pad = 0.1 * (y_span or max(abs(ys[0]), 1.0))
-        ax.set_ylim(min(ys) - pad, max(ys) + pad)
+    if layout.x_range:  # room for the labels of the outermost points
+        ax.set_xlim(*layout.x_range)
+    if layout.y_range:
+        ax.set_ylim(*layout.y_range)
     if data.max_macs_m is not None:
         ax.axvline(data.max_macs_m, linestyle="--", color="gray", label="--max-macs")
     ax.set_title(title, fontsize=10)
