@@ -66,16 +66,17 @@ PRESETS: dict[str, ProxyConfig] = {
     # (BENCHMARKS.md, "GPU check": benchmarks/gpu_check.py measures it where a GPU is lent).
     "gpu": ProxyConfig(
         epochs=5, train_subset=20000, batch_size=256, lr=0.2, warmup_epochs=1, schedule="linear",
-        weight_decay=5e-4, label_smoothing=0.1, eval_batch_size=2500, bn_recalibration_images=2500,
+        weight_decay=5e-4, label_smoothing=0.1, eval_batch_size=2500,
     ),
     # Two CPU cores: half width (~1/4 of the MACs), 10k images, 2k validation images scored once at
-    # the end, after BN statistics are recomputed on 1,000 training images (mid-run scores at a
-    # high lr mostly measure stale BN statistics); a few minutes per trial. Small evaluation
-    # batches: on a CPU they run ~2x faster per image than 500 (cache).
+    # the end (mid-run scores at a high lr mostly measure stale BN statistics); a few minutes per
+    # trial. Small evaluation batches: on a CPU they run ~2x faster per image than 500 (cache).
+    # BN recalibration stays off: with it (and 10k validation images) seesaw_0.5d's spread over 5
+    # seeds grew from 0.69 to 2.02 points (BENCHMARKS.md, "Seed-to-seed spread").
     "cpu": ProxyConfig(
         epochs=2, train_subset=5000, batch_size=64, lr=0.1, warmup_epochs=0.5, schedule="linear",
         weight_decay=5e-4, label_smoothing=0.1, width_scale=0.5, val_images=2000, eval_every=2,
-        eval_batch_size=64, bn_recalibration_images=1000,
+        eval_batch_size=64,
     ),
     # Seconds on a CPU: for tests and dry runs of the search machinery, not for ranking.
     "smoke": ProxyConfig(
