@@ -1,31 +1,53 @@
 """Parameters and multiply-adds counted from the built modules, never from a formula.
 
-MACs = ``FlopCounterMode`` total / 2 (it counts 2 FLOPs per multiply-add of conv, linear and
-matmul), batch 1, on the meta device: exact and allocation-free. BN, activations, pooling and adds
-are not counted (the papers' convention, see REFERENCE_MODELS.md).
+MACs = FLOPs / 2 by PyTorch's FLOP formulas (``torch.utils.flop_counter``: 2 FLOPs per multiply-add
+of conv, linear and matmul), batch 1. BN, activations, pooling and adds are not counted (the
+papers' convention, see REFERENCE_MODELS.md). ``count_module_cost`` counts a whole module with
+``FlopCounterMode`` on its own device.
 
 ``count_cost`` counts a network part by part (stem, each block, each post-stage attention, head):
 a network is a chain of them, so the sum is the whole network's count (tested against
 ``count_module_cost`` of the whole network for every reference and samples of every space). Each
 part is memoised by what determines it (its spec, channels, stride, input resolution), so the
 repeats of a stage and the blocks that a search's networks share are built and counted once.
+
+A part is built and run once on the CPU at batch 1, inside ``_MacCount``. One part at a time is
+small (the largest, an ImageNet ResNet block, has ~4M weights), and a real forward is faster than
+the meta device here: meta kernels run in Python (5x slower on CIFAR-sized parts) and import
+``torch._dynamo`` (1.4 s) on first use.
+
+Part counts also persist across processes, in ``USER_CACHE_DIR/part-costs/<fingerprint>.json``:
+``--describe``, ``--references`` and the workers of a search count a part once per machine. The
+fingerprint hashes the torch version and the source of ``blocks/`` and ``space/spec.py`` (what
+builds a part and what its key prints), so any change there starts a new file.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
-from typing import NamedTuple
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
+import space.spec
 from blocks.attention import create_attention
+from blocks.cache import USER_CACHE_DIR, read_json, update_json
 from blocks.model import make_head, make_stem
 from blocks.registry import build_block
 from space.spec import ArchSpec, AttentionSpec, BlockSpec, HeadSpec, StemSpec
 
-__all__ = ["Cost", "count_cost", "count_module_cost"]
+__all__ = ["Cost", "count_cost", "count_module_cost", "part_cost_file"]
+
+log = logging.getLogger(__name__)
 
 
 class Cost(NamedTuple):
@@ -39,55 +61,181 @@ class _PartCost(NamedTuple):
     out_hw: tuple[int, int]  # the part's output resolution, the next part's input
 
 
-def _run_counted(model: nn.Module, x: torch.Tensor) -> tuple[int, torch.Tensor]:
-    """(MACs, output) of one eval-mode forward of ``model`` on ``x``; the training mode is kept."""
+def count_module_cost(model: nn.Module, input_size: int, in_channels: int = 3) -> Cost:
+    """Params and MACs of ``model`` for one ``input_size``x``input_size`` image, by ``FlopCounterMode``.
+
+    Works on real and meta-device modules; the module's training mode is kept.
+    """
+    from torch.utils.flop_counter import FlopCounterMode  # imports triton (0.15 s): only here
+
+    params = sum(p.numel() for p in model.parameters())
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         with FlopCounterMode(display=False) as counter, torch.no_grad():
-            out = model(x)
+            model(torch.zeros(1, in_channels, input_size, input_size, device=device))
     finally:
         model.train(was_training)
-    return counter.get_total_flops() // 2, out
+    return Cost(params=params, macs=counter.get_total_flops() // 2)
 
 
-def count_module_cost(model: nn.Module, input_size: int, in_channels: int = 3) -> Cost:
-    """Params and MACs of ``model`` for one ``input_size``x``input_size`` image.
+class _MacCount(TorchFunctionMode):
+    """Multiply-adds of the conv, linear and matmul calls run inside, at the function level.
 
-    Works on real and meta-device modules; the module's training mode is kept.
+    Hand-rolled over ``FlopCounterMode`` (40 ms per part: it tracks the module hierarchy and
+    decomposes, in Python, every op it does not count) and over any dispatch-level mode (it makes
+    the first conv import ``torch._dynamo``, 1.4 s of every command's start). The formulas
+    are those of ``torch.utils.flop_counter`` divided by 2; ``tests/blocks/test_cost_parts.py``
+    checks the sums equal ``FlopCounterMode`` on every reference and on samples of every space,
+    and a counted op without a formula here fails loudly instead of counting 0.
     """
-    params = sum(p.numel() for p in model.parameters())
-    device = next(model.parameters()).device
-    macs, _ = _run_counted(model, torch.zeros(1, in_channels, input_size, input_size, device=device))
-    return Cost(params=params, macs=macs)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.macs = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (mode protocol)
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func in _CONVS:  # each output element: in_channels / groups x kernel taps
+            weight = args[1] if len(args) > 1 else kwargs["weight"]
+            self.macs += out.numel() * weight[0].numel()
+        elif func is F.linear:
+            self.macs += out.numel() * args[0].shape[-1]
+        elif func in _MATMULS:  # each output element: a dot product over the inner dimension
+            self.macs += out.numel() * args[0].shape[-1]
+        elif func in _UNCOUNTED:
+            raise NotImplementedError(f"blocks.cost has no MAC formula for {func.__name__}; add one")
+        return out
+
+
+_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm,
+            torch.mm, torch.Tensor.mm}
+_CONVS = {F.conv1d, F.conv2d, F.conv3d}
+_UNCOUNTED = {F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d, torch.einsum,
+              torch.addmm, torch.baddbmm, F.bilinear, F.scaled_dot_product_attention}
 
 
 def _count_part(build, in_ch: int, hw: tuple[int, int]) -> _PartCost:
-    with torch.device("meta"):
-        module = build()
-    params = sum(p.numel() for p in module.parameters())
-    macs, out = _run_counted(module, torch.zeros(1, in_ch, *hw, device="meta"))
-    return _PartCost(params, macs, tuple(out.shape[2:]) if out.dim() == 4 else hw)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batch-1 tensors: more threads only spin (5-30x slower on a busy CPU)
+    try:
+        with torch.random.fork_rng(devices=[]):  # building initialises weights: keep the caller's random stream
+            module = build().eval()
+        params = sum(p.numel() for p in module.parameters())
+        with _MacCount() as counter, torch.no_grad():
+            out = module(torch.zeros(1, in_ch, *hw))
+    finally:
+        torch.set_num_threads(threads)
+    return _PartCost(params, counter.macs, tuple(out.shape[2:]) if out.dim() == 4 else hw)
+
+
+class _PartCostFile:
+    """The part counts of earlier processes on this machine: read on first use, new ones merged into
+    the file under its lock (``blocks.cache.update_json``) every ``SAVE_EVERY_S`` and at exit.
+
+    Only a cache: a damaged file counts again and is replaced; a file that cannot be written is
+    left alone (one warning) and counting goes on in memory.
+    """
+
+    SAVE_EVERY_S = 10.0
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, list[Any]] | None = None  # read on first use
+        self.new: dict[str, list[Any]] = {}
+        self.saved_at = time.monotonic()
+        self.writable = True
+
+    def _load(self) -> dict[str, list[Any]]:
+        if self.entries is None:
+            try:
+                data = read_json(self.path)
+            except (OSError, ValueError):
+                data = None  # unreadable: count again, the next save replaces it
+            self.entries = data if isinstance(data, dict) else {}
+        return self.entries
+
+    def get(self, key: str) -> _PartCost | None:
+        entry = self._load().get(key)
+        if not (isinstance(entry, list) and len(entry) == 3):
+            return None
+        params, macs, out_hw = entry
+        return _PartCost(params, macs, tuple(out_hw))
+
+    def put(self, key: str, cost: _PartCost) -> None:
+        self._load()[key] = self.new[key] = [cost.params, cost.macs, list(cost.out_hw)]
+
+    def save_if_due(self) -> None:
+        if self.new and time.monotonic() - self.saved_at >= self.SAVE_EVERY_S:
+            self.save()
+
+    def save(self) -> None:
+        if not (self.new and self.writable):
+            return
+
+        def merge(data: Any) -> dict[str, Any]:
+            data = data if isinstance(data, dict) else {}
+            data.update(self.new)
+            return data
+
+        try:
+            self.entries = update_json(self.path, merge, replace_damaged=True)
+        except (OSError, ValueError) as exc:
+            self.writable = False
+            log.warning("could not save part counts to %s (%s); counting goes on in memory", self.path, exc)
+        self.new.clear()
+        self.saved_at = time.monotonic()
+
+
+def _fingerprint() -> str:
+    """What a part's count depends on besides its key: the torch version and the building code."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    blocks_dir = Path(__file__).resolve().parent
+    for source in sorted(blocks_dir.rglob("*.py")) + [Path(space.spec.__file__).resolve()]:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def part_cost_file() -> _PartCostFile:
+    """This process's view of the machine's part-count file (see the module docstring)."""
+    store = _PartCostFile(USER_CACHE_DIR / "part-costs" / f"{_fingerprint()}.json")
+    atexit.register(store.save)
+    return store
+
+
+def _cached_part(kind: str, args: tuple[Any, ...], build: Callable[[], nn.Module], in_ch: int,
+                 hw: tuple[int, int]) -> _PartCost:
+    store = part_cost_file()
+    key = json.dumps([kind, repr(args), in_ch, list(hw)])
+    cost = store.get(key)
+    if cost is None:
+        cost = _count_part(build, in_ch, hw)
+        store.put(key, cost)
+    return cost
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _stem_cost(stem: StemSpec, hw: tuple[int, int]) -> _PartCost:
-    return _count_part(lambda: make_stem(stem), 3, hw)
+    return _cached_part("stem", (stem,), lambda: make_stem(stem), 3, hw)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _block_cost(block: BlockSpec, in_ch: int, out_ch: int, stride: int, hw: tuple[int, int]) -> _PartCost:
-    return _count_part(lambda: build_block(block, in_ch, out_ch, stride), in_ch, hw)
+    return _cached_part("block", (block, out_ch, stride), lambda: build_block(block, in_ch, out_ch, stride), in_ch, hw)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _attention_cost(attention: AttentionSpec, channels: int, hw: tuple[int, int]) -> _PartCost:
-    return _count_part(lambda: create_attention(attention, channels), channels, hw)
+    return _cached_part("attention", (attention,), lambda: create_attention(attention, channels), channels, hw)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _head_cost(head: HeadSpec, in_ch: int, num_classes: int, hw: tuple[int, int]) -> _PartCost:
-    return _count_part(lambda: make_head(head, in_ch, num_classes), in_ch, hw)
+    return _cached_part("head", (head, num_classes), lambda: make_head(head, in_ch, num_classes), in_ch, hw)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -109,4 +257,5 @@ def count_cost(spec: ArchSpec, num_classes: int, input_size: int) -> Cost:
         if stage.post_attention is not None:
             parts.append(_attention_cost(stage.post_attention, in_ch, parts[-1].out_hw))
     parts.append(_head_cost(spec.head, in_ch, num_classes, parts[-1].out_hw))
+    part_cost_file().save_if_due()
     return Cost(params=sum(p.params for p in parts), macs=sum(p.macs for p in parts))

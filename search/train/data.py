@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from blocks.cache import USER_CACHE_DIR
 from search.files import atomic_path
 
 __all__ = [
@@ -48,7 +49,6 @@ DATASETS = ("cifar10", "cifar100", "imagefolder", "synthetic")
 KNOWN_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CACHE_VERSION = 1  # bump when the layout of the decoded cache file changes
-USER_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "seesaw-nas"
 
 
 class DataError(ValueError):

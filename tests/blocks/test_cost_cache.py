@@ -1,0 +1,129 @@
+"""Part counts: the function-level MAC counter, and the file that keeps them across processes."""
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+import blocks.cost as cost_mod
+from blocks import count_cost, count_module_cost
+from blocks.cache import update_json
+from space.references import REFERENCES
+from space.spaces import get_space
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_mac_counter_equals_flop_counter_mode_on_conv_linear_and_matmul():
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(8, 12, 3, stride=2, padding=1, groups=4)
+            self.conv1d = nn.Conv1d(12, 12, 2, groups=12)
+            self.fc = nn.Linear(12, 5)
+
+        def forward(self, x):
+            x = self.conv(x)  # (1, 12, 4, 4)
+            n, c, h, w = x.shape
+            ctx = torch.matmul(x.view(n, c, h * w), x.view(n, c, h * w).transpose(1, 2))  # (1, 12, 12)
+            y = self.conv1d(ctx) @ torch.ones(11, 3)  # (1, 12, 3)
+            return self.fc(y.mean(-1))
+
+    module = Mixed()
+    with cost_mod._MacCount() as counter, torch.no_grad():
+        module(torch.zeros(1, 8, 8, 8))
+    assert counter.macs == count_module_cost(module, 8, in_channels=8).macs
+    assert counter.macs > 12 * 16 * 2 * 9  # every part counted, not only the first conv
+
+
+def test_an_op_without_a_formula_fails_instead_of_counting_zero():
+    with pytest.raises(NotImplementedError, match="conv_transpose2d"):
+        with cost_mod._MacCount(), torch.no_grad():
+            nn.ConvTranspose2d(4, 4, 2)(torch.zeros(1, 4, 4, 4))
+
+
+def test_counting_leaves_the_callers_random_stream_alone():
+    spec = get_space("seesaw").random_specs(1, seed=123)[0]
+    cost_mod._block_cost.cache_clear()
+    count_cost.cache_clear()
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    count_cost(spec, 10, 32)  # builds (and initialises) every part
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_part_cost_file_round_trip_and_damage(tmp_path):
+    path = tmp_path / "costs.json"
+    store = cost_mod._PartCostFile(path)
+    part = cost_mod._PartCost(10, 200, (4, 4))
+    assert store.get("k") is None
+    store.put("k", part)
+    store.save()
+    assert cost_mod._PartCostFile(path).get("k") == part
+    path.write_text("{ not json")  # damaged: counted again, replaced on the next save
+    damaged = cost_mod._PartCostFile(path)
+    assert damaged.get("k") is None
+    damaged.put("k2", part)
+    damaged.save()
+    assert set(json.loads(path.read_text())) == {"k2"}
+
+
+def test_an_unwritable_cache_warns_once_and_counting_goes_on(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = cost_mod._PartCostFile(blocker / "costs.json")  # its folder cannot be created
+    store.put("k", cost_mod._PartCost(1, 2, (1, 1)))
+    store.save()
+    store.put("k2", cost_mod._PartCost(1, 2, (1, 1)))
+    store.save()
+    assert store.get("k2") == cost_mod._PartCost(1, 2, (1, 1))
+    assert len([r for r in caplog.records if "could not save part counts" in r.message]) == 1
+
+
+def test_the_fingerprint_follows_the_torch_version(monkeypatch):
+    before = cost_mod._fingerprint()
+    monkeypatch.setattr(torch, "__version__", "0.0.0-other")
+    assert cost_mod._fingerprint() != before
+
+
+def _add(path: str, key: str) -> None:
+    for i in range(20):
+        update_json(Path(path), lambda data, i=i: {**(data or {}), f"{key}{i}": i})
+
+
+def test_processes_updating_one_file_at_once_keep_every_entry(tmp_path):
+    path = tmp_path / "shared.json"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_add, args=(str(path), k)) for k in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert set(json.loads(path.read_text())) == {f"{k}{i}" for k in "ab" for i in range(20)}
+
+
+def test_a_second_process_reads_the_counts_the_first_saved(tmp_path):
+    """Counts come from the file when present: a (deliberately wrong) saved entry is what a new
+    process returns, so the file is really read, and nothing is counted twice per machine."""
+    env = {**os.environ, "SEESAW_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    name = "mobilenetv2_cifar10"
+    script = (f"from blocks import count_cost; from space.references import REFERENCES; r = REFERENCES[{name!r}]; "
+              "c = count_cost(r.spec, r.num_classes, r.input_size); print(c.params, c.macs)")
+    first = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    ref = REFERENCES[name]
+    assert first.stdout.split() == [str(v) for v in count_cost(ref.spec, ref.num_classes, ref.input_size)]
+    [saved] = (tmp_path / "part-costs").glob("*.json")
+    entries = json.loads(saved.read_text())
+    [head_key] = [k for k in entries if json.loads(k)[0] == "head"]
+    entries[head_key][1] += 1000  # a head with 1000 more MACs than it has
+    saved.write_text(json.dumps(entries))
+    second = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert int(second.stdout.split()[1]) == int(first.stdout.split()[1]) + 1000
