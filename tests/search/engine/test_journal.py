@@ -148,3 +148,22 @@ def test_optuna_alone_breaks_on_a_cut_journal(tmp_path, journal_bytes):
         study = optuna.load_study(study_name="s", storage=storage)
         study.tell(study.ask(), [0.0, 0.0])
         optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def test_sampled_parameters_are_appended_without_fsync_and_the_next_attribute_flushes_them(tmp_path, monkeypatch):
+    from search.engine.journal import journal_backend
+
+    path = tmp_path / "study.journal"
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(journal_backend(path)),
+                                directions=["maximize", "minimize"])
+    trial = study.ask()
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    params = {f"p{i}": trial.suggest_categorical(f"p{i}", ["a", "b", "c"]) for i in range(20)}
+    assert synced == []  # 20 records, no fsync
+    trial.set_user_attr("key", "x")
+    assert len(synced) == 1  # flushes the file, parameters included
+    again = optuna.load_study(study_name=study.study_name,
+                              storage=optuna.storages.JournalStorage(journal_backend(path)))
+    assert again.trials[0].params == params
