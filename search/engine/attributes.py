@@ -50,6 +50,8 @@ class ATTR:
     ACC_STD = "acc_std"
     ACC_CI95 = "acc_ci95"  # half-width of the 95% CI of the mean (Student t); None with one seed
     SEEDS = "n_seeds"
+    ACC_SEEDS = "acc_seeds"  # the accuracy of each seed at that rung (repeat order)
+    TRAINING_SEEDS = "training_seeds"  # the training seed of each of them
 
 
 def metric(name: str) -> str:

@@ -44,7 +44,7 @@ from search.engine.study import claim, recover_stale_trials, requeue
 from search.train.evaluator import Evaluation
 from space.spec import ArchSpec
 
-__all__ = ["Job", "JobKey", "Ladder", "Result", "crowding_distances", "due_promotions", "due_repeats",
+__all__ = ["Job", "JobKey", "Ladder", "Result", "collect", "front_parents", "crowding_distances", "due_promotions", "due_repeats",
            "network_values", "nondominated_ranks", "open_jobs_study", "promotion_order", "repeat_seed",
            "rung_epochs", "training_cost"]
 
@@ -216,17 +216,43 @@ def due_repeats(results: Iterable[Result], taken: set[JobKey], targets: Iterable
 
 
 # ---------------------------------------------------------------------------------------------- storage
-def open_jobs_study(study: optuna.Study) -> optuna.Study:
-    """The jobs study of ``study`` ("<name>.rungs", same storage): loaded, or created once."""
+def open_jobs_study(study: optuna.Study, *, create: bool = True) -> optuna.Study | None:
+    """The jobs study of ``study`` ("<name>.rungs", same storage): loaded, or created once (None
+    when it does not exist and not ``create``)."""
     storage = study._storage  # the main study's storage object: one connection, one journal
     name = study.study_name + JOBS_SUFFIX
     sampler = optuna.samplers.RandomSampler(seed=0)  # jobs sample nothing; ask must stay cheap
     try:
         storage.get_study_id_from_name(name)
     except KeyError:
+        if not create:
+            return None
         return optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
                                    load_if_exists=True)
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+
+
+def collect(main_trials: Sequence[FrozenTrial], job_trials: Sequence[FrozenTrial]
+            ) -> tuple[list[Result], set[JobKey], list[FrozenTrial]]:
+    """(results, taken job keys, running jobs) of a run: rung 0 of repeat 0 from the main trials
+    with a result, the rest from the jobs."""
+    results = [Result(t.number, 0, 0, t.values[0], t.values[1]) for t in main_trials
+               if t.state == TrialState.COMPLETE and t.user_attrs.get(ATTR.STATUS) == STATUS.OK]
+    taken: set[JobKey] = set()
+    running = []
+    for j in job_trials:
+        a = j.user_attrs
+        if ATTR.PARENT not in a:
+            continue  # asked but killed before it said which job it is: nothing to redo
+        key = (a[ATTR.PARENT], a[ATTR.RUNG], a[ATTR.REPEAT])
+        if j.state == TrialState.RUNNING:
+            taken.add(key)
+            running.append(j)
+        elif j.state in (TrialState.COMPLETE, TrialState.FAIL) and a.get(ATTR.STATUS) in TERMINAL:
+            taken.add(key)
+            if j.state == TrialState.COMPLETE and a.get(ATTR.STATUS) == STATUS.OK:
+                results.append(Result(key[0], key[1], key[2], j.values[0], float(a[ATTR.MACS])))
+    return results, taken, running
 
 
 @dataclass
@@ -291,23 +317,7 @@ class Ladder:
 
     def state(self, main_trials: Sequence[FrozenTrial]) -> tuple[list[Result], set[JobKey], list[FrozenTrial]]:
         """(results, taken job keys, running jobs) from one read of each study."""
-        results = [Result(t.number, 0, 0, t.values[0], t.values[1]) for t in main_trials
-                   if t.state == TrialState.COMPLETE and t.user_attrs.get(ATTR.STATUS) == STATUS.OK]
-        taken: set[JobKey] = set()
-        running = []
-        for j in self.jobs.get_trials(deepcopy=False):
-            a = j.user_attrs
-            if ATTR.PARENT not in a:
-                continue  # asked but killed before it said which job it is: nothing to redo
-            key = (a[ATTR.PARENT], a[ATTR.RUNG], a[ATTR.REPEAT])
-            if j.state == TrialState.RUNNING:
-                taken.add(key)
-                running.append(j)
-            elif j.state in (TrialState.COMPLETE, TrialState.FAIL) and a.get(ATTR.STATUS) in TERMINAL:
-                taken.add(key)
-                if j.state == TrialState.COMPLETE and a.get(ATTR.STATUS) == STATUS.OK:
-                    results.append(Result(key[0], key[1], key[2], j.values[0], float(a[ATTR.MACS])))
-        return results, taken, running
+        return collect(main_trials, self.jobs.get_trials(deepcopy=False))
 
     def due(self, main_trials: Sequence[FrozenTrial], budget_done: bool) -> tuple[list[tuple[str, JobKey]], list[FrozenTrial]]:
         """(due jobs as (kind, key), running jobs). Repeats open once the budget's trials are all
