@@ -136,7 +136,8 @@ def crowding_distances(points: Sequence[tuple[float, float]]) -> list[float]:
 
 def promotion_order(results: Sequence[Result]) -> list[Result]:
     """``results`` best first: by non-dominated rank on (accuracy, MACs), within a rank by crowding
-    distance (larger first), then by trial number (deterministic)."""
+    distance (larger first), then by trial number: the same for any input order."""
+    results = sorted(results, key=lambda r: r.parent)  # crowding breaks ties between equal values by position
     points = [(r.acc, r.macs) for r in results]
     ranks = nondominated_ranks(points)
     crowd = [0.0] * len(results)
@@ -346,7 +347,6 @@ class Ladder:
             log.info(f"trial {parent}: no checkpoint {resume} to continue from; rung {rung} trains from scratch")
             resume = None
         job = self.jobs.ask()
-        faults.point("ask")
         claim(job)
         self.heartbeat.add(job)
         attrs = {ATTR.JOB: kind, ATTR.PARENT: parent, ATTR.RUNG: rung, ATTR.REPEAT: repeat,
@@ -359,11 +359,13 @@ class Ladder:
             attrs[ATTR.FROM_SCRATCH] = True
         for name, value in attrs.items():
             job.set_user_attr(name, value)
+        faults.point("job-claimed")
         return Job(job, kind, parent, rung, repeat, attrs[ATTR.SEED], ArchSpec.from_dict(a[ATTR.SPEC]), spec_key,
                    a[ATTR.PARAMS], a[ATTR.MACS], rung_epochs(self.epochs0, self.cfg.eta, rung), resume, save_to)
 
     def finish(self, job: Job, evaluation: Evaluation) -> FrozenTrial:
         """Record the job's outcome (one record first, as for trials: ``search.engine.outcome``)."""
+        faults.point("job-evaluated")
         attrs: dict[str, Any] = {f"{ATTR.METRIC_PREFIX}{k}": v for k, v in evaluation.metrics.items()}
         attrs[ATTR.STATUS] = evaluation.status
         if evaluation.status == STATUS.OK:
