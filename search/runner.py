@@ -21,11 +21,12 @@ from search.engine.heartbeat import budget_lock
 from search.engine.session import Run, open_run, proxy_name
 from search.engine.study import enqueue_references, finished_count, load_study_readonly, recover_stale_trials
 from search.engine.attributes import ATTR
-from search.engine.ladder import training_cost
+from search.engine.ladder import open_jobs_study, training_cost
 from search.errors import SearchError
 from search.executors import local, ray_tune
 from search.results.artifacts import write_run_json
 from search.results.export import export_trial
+from search.results.rung_view import rung_view
 from search.results.summary import write_artifacts
 from search.train.data import default_num_classes
 
@@ -148,6 +149,8 @@ def export_trial_of_run(cfg: SearchConfig, trial_number: int, out: Path | None =
     if cfg.storage is None and not (run_dir / "study.journal").exists():
         raise SearchError(f"no search in {run_dir}; pass the run's --name (and --results-dir) or --storage")
     study = load_study_readonly(cfg.storage_url, cfg.name)
+    if open_jobs_study(study, create=False) is not None:  # promoted or repeated: export its highest rung
+        study = rung_view(study, cfg)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if trial_number not in trials:
         raise SearchError(f"run {cfg.name!r} has no trial {trial_number}; it has trials 0..{max(trials, default=-1)}")

@@ -42,7 +42,12 @@ def rung_view(study: optuna.Study, cfg: SearchConfig) -> optuna.Study:
     results, _, _ = collect(trials, jobs.get_trials(deepcopy=False) if jobs is not None else [])
     values = network_values(results)
     per_rung = {(r.parent, r.rung): r.acc for r in results if r.repeat == 0}
-    view = optuna.create_study(directions=list(DIRECTIONS), study_name=study.study_name)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created in memory" line on the console
+    try:
+        view = optuna.create_study(directions=list(DIRECTIONS), study_name=study.study_name)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     view.set_metric_names(list(OBJECTIVE_NAMES))
     for t in trials:
         t = copy.deepcopy(t)
