@@ -153,3 +153,27 @@ def test_two_workers_and_a_kill_during_a_promotion_lose_or_duplicate_no_job(tmp_
     results, taken, _ = collect(main, jobs)
     assert due_promotions(results, taken, rungs=2, eta=2) == []  # none lost
     assert len(done) >= 8 // 2
+
+
+def test_rungs_1_and_repeats_1_leave_the_run_as_it_was(tmp_path):
+    from search.results.artifacts import TRIAL_COLUMNS
+
+    assert launch_search.main([*FAST, "--budget", "2", "--no-references", "--rungs", "1", "--repeats", "1",
+                               "--name", "o", "--results-dir", str(tmp_path)]) == 0
+    run_dir = tmp_path / "o"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal")))
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["o"]
+    assert not (run_dir / "checkpoints").exists()
+    with open(run_dir / "trials.csv") as f:
+        assert tuple(next(csv.reader(f))) == TRIAL_COLUMNS
+
+
+def test_bad_ladder_settings_are_one_line_and_leave_nothing(tmp_path, capsys):
+    for extra, message in ((["--eta", "1"], "--eta must be a whole number >= 2, got 1"),
+                           (["--rungs", "0"], "--rungs must be a whole number >= 1, got 0"),
+                           (["--repeats", "0"], "--repeats must be a whole number >= 1, got 0"),
+                           (["--executor", "ray", "--rungs", "2"], "--rungs and --repeats above 1 run with the local executor only")):
+        assert launch_search.main([*FAST, "--budget", "2", "--name", "bad", "--results-dir", str(tmp_path), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "bad").exists()
