@@ -10,6 +10,8 @@
 
 ``TrialSteps`` holds these steps for one process; executors only decide where the evaluation runs:
 the local executor calls ``run_trial`` in a loop, the Ray executor splits it around a Ray trial.
+With ``--rungs``/``--repeats`` above 1, ``next`` may return a promotion or repeat ``Job``
+(``search.engine.ladder``) instead of a proposal; ``finish`` and ``cut_off`` take either.
 """
 
 from __future__ import annotations
