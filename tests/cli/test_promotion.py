@@ -177,3 +177,20 @@ def test_bad_ladder_settings_are_one_line_and_leave_nothing(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
         assert not (tmp_path / "bad").exists()
+
+
+def test_a_promotion_killed_after_its_outcome_was_stored_is_finished_with_it_not_trained_again(tmp_path):
+    args = [*FAST, "--budget", "4", "--no-references", "--rungs", "2", "--eta", "2", "--name", "o",
+            "--results-dir", str(tmp_path)]
+    log = tmp_path / "launch.log"
+    # one worker: trials 0 and 1, then the first promotion (the 3rd outcome recorded): killed before tell
+    assert launch(args, "outcome-recorded:3", log) == -signal.SIGKILL, log.read_text()[-3000:]
+    _, jobs = studies(tmp_path / "o", "o")
+    assert [j.state for j in jobs] == [TrialState.RUNNING] and ATTR.OUTCOME in jobs[0].user_attrs
+    assert launch([*args, "--resume"], None, log) == 0, log.read_text()[-3000:]
+    _, jobs = studies(tmp_path / "o", "o")
+    assert jobs[0].state == TrialState.COMPLETE and jobs[0].values == [jobs[0].user_attrs[ATTR.OUTCOME]["values"][0]]
+    keys = [(j.user_attrs[ATTR.PARENT], j.user_attrs[ATTR.RUNG]) for j in jobs]
+    assert len(keys) == len(set(keys)) == 2  # the killed one is not trained again; the 2nd is due after 4 results
+    # a job logs its line after tell: the killed one never did, and a second training would have
+    assert f"promotion of trial {keys[0][0]} to rung 1" not in (tmp_path / "o" / "search.log").read_text()
