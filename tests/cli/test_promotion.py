@@ -191,6 +191,8 @@ def test_a_promotion_killed_after_its_outcome_was_stored_is_finished_with_it_not
     _, jobs = studies(tmp_path / "o", "o")
     assert jobs[0].state == TrialState.COMPLETE and jobs[0].values == [jobs[0].user_attrs[ATTR.OUTCOME]["values"][0]]
     keys = [(j.user_attrs[ATTR.PARENT], j.user_attrs[ATTR.RUNG]) for j in jobs]
-    assert len(keys) == len(set(keys)) == 2  # the killed one is not trained again; the 2nd is due after 4 results
+    # the killed one is not trained again; more are due after 4 results (how many depends on the
+    # resumed sampler's networks: a resumed launch draws its sampler seed from the OS)
+    assert len(keys) == len(set(keys)) >= 2 and all(j.state == TrialState.COMPLETE for j in jobs)
     # a job logs its line after tell: the killed one never did, and a second training would have
     assert f"promotion of trial {keys[0][0]} to rung 1" not in (tmp_path / "o" / "search.log").read_text()
