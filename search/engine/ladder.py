@@ -23,6 +23,7 @@ repeated seeds: the training a network gets beyond its rung-0 trial.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import math
@@ -92,28 +93,27 @@ def training_cost(budget: int, rungs: int, eta: int) -> float:
 
 def nondominated_ranks(points: Sequence[tuple[float, float]]) -> list[int]:
     """Non-dominated sorting of (accuracy: maximise, MACs: minimise): 0 for the front, 1 for the
-    front of the rest, ... Hand-rolled (O(n^2), n is a rung's results): Optuna's fast
-    non-dominated sort is private API."""
-    n = len(points)
-    dominated_by = [0] * n
-    dominates: list[list[int]] = [[] for _ in range(n)]
-    for i, (ai, mi) in enumerate(points):
-        for j, (aj, mj) in enumerate(points):
-            if i != j and ai >= aj and mi <= mj and (ai > aj or mi < mj):
-                dominates[i].append(j)
-                dominated_by[j] += 1
-    ranks = [-1] * n
-    current = [i for i in range(n) if dominated_by[i] == 0]
-    rank = 0
-    while current:
-        nxt = []
-        for i in current:
-            ranks[i] = rank
-            for j in dominates[i]:
-                dominated_by[j] -= 1
-                if dominated_by[j] == 0:
-                    nxt.append(j)
-        current, rank = nxt, rank + 1
+    front of the rest, ... Hand-rolled because Optuna's non-dominated sort is private API; in two
+    objectives it is a sort and a sweep, O(n log n): in order of accuracy (descending, ties by
+    MACs), a point is dominated by an earlier distinct one iff that one has no more MACs, and the
+    fronts' smallest MACs so far never decrease with the rank, so a bisection finds its front.
+    Identical points share a rank."""
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], points[i][1]))
+    front_min: list[float] = []  # smallest MACs of each front so far
+    ranks = [0] * len(points)
+    previous, previous_rank = None, 0
+    for i in order:
+        if points[i] == previous:
+            ranks[i] = previous_rank
+            continue
+        macs = points[i][1]
+        rank = bisect.bisect_right(front_min, macs)
+        if rank == len(front_min):
+            front_min.append(macs)
+        else:
+            front_min[rank] = macs
+        ranks[i] = previous_rank = rank
+        previous = points[i]
     return ranks
 
 

@@ -21,6 +21,25 @@ def test_nondominated_ranks_of_a_hand_made_set():
     assert nondominated_ranks(points) == [0, 0, 1, 2, 0]
 
 
+def brute_force_ranks(points):
+    """The definition: peel off the non-dominated points, again and again."""
+    ranks, left, rank = {}, set(range(len(points))), 0
+    while left:
+        front = {i for i in left if not any(points[j][0] >= points[i][0] and points[j][1] <= points[i][1]
+                                             and points[j] != points[i] for j in left)}
+        ranks.update({i: rank for i in front})
+        left -= front
+        rank += 1
+    return [ranks[i] for i in range(len(points))]
+
+
+def test_nondominated_ranks_match_the_definition_on_random_sets_with_ties():
+    rng = random.Random(0)
+    for n in (1, 2, 5, 40, 200):
+        points = [(rng.choice([0.3, 0.4, 0.5, 0.6]), float(rng.choice([10, 20, 30, 40, 50]))) for _ in range(n)]
+        assert nondominated_ranks(points) == brute_force_ranks(points)
+
+
 def test_crowding_gives_the_ends_infinity_and_the_isolated_middle_more():
     front = [(0.5, 10), (0.6, 20), (0.61, 21), (0.9, 100)]
     d = crowding_distances(front)
