@@ -141,8 +141,10 @@ def promotion_order(results: Sequence[Result]) -> list[Result]:
     points = [(r.acc, r.macs) for r in results]
     ranks = nondominated_ranks(points)
     crowd = [0.0] * len(results)
-    for rank in set(ranks):
-        members = [i for i in range(len(results)) if ranks[i] == rank]
+    fronts: dict[int, list[int]] = {}
+    for i, rank in enumerate(ranks):
+        fronts.setdefault(rank, []).append(i)
+    for members in fronts.values():
         for i, d in zip(members, crowding_distances([points[i] for i in members])):
             crowd[i] = d
     order = sorted(range(len(results)), key=lambda i: (ranks[i], -crowd[i], results[i].parent))
