@@ -76,7 +76,8 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     print(f"search {cfg.name!r}: space {cfg.space} ({run.space.size():.2e} choices), {cfg.dataset}, "
           f"device {run.device}, proxy {proxy_name(cfg, run.device)}, sampler {cfg.sampler}, "
           f"{done}/{cfg.budget} trials done, {added} references enqueued; folder {run_dir}")
-    print(describe_training_cost(cfg, len(run.space.reference_params()) if cfg.references else 0))
+    if cfg.ladder:
+        print(describe_training_cost(cfg, len(run.space.reference_params()) if cfg.references else 0))
     interrupted = False
     try:
         if cfg.executor == "ray":
