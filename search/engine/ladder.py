@@ -45,7 +45,7 @@ from search.engine.study import claim, recover_stale_trials, requeue
 from search.train.evaluator import Evaluation
 from space.spec import ArchSpec
 
-__all__ = ["Job", "JobKey", "Ladder", "Result", "collect", "front_parents", "crowding_distances", "due_promotions", "due_repeats",
+__all__ = ["JOBS_SUFFIX", "Job", "JobKey", "Ladder", "Result", "checkpoint_path", "collect", "describe_job", "front_parents", "crowding_distances", "due_promotions", "due_repeats",
            "network_values", "nondominated_ranks", "open_jobs_study", "promotion_order", "repeat_seed",
            "rung_epochs", "training_cost"]
 
