@@ -45,9 +45,9 @@ from search.engine.study import claim, recover_stale_trials, requeue
 from search.train.evaluator import Evaluation
 from space.spec import ArchSpec
 
-__all__ = ["JOBS_SUFFIX", "Job", "JobKey", "Ladder", "Result", "checkpoint_path", "collect", "describe_job", "front_parents", "crowding_distances", "due_promotions", "due_repeats",
-           "network_values", "nondominated_ranks", "open_jobs_study", "promotion_order", "repeat_seed",
-           "rung_epochs", "training_cost"]
+__all__ = ["JOBS_SUFFIX", "Job", "JobKey", "Ladder", "Result", "checkpoint_path", "collect", "crowding_distances",
+           "describe_job", "due_promotions", "due_repeats", "front_parents", "network_values", "nondominated_ranks",
+           "open_jobs_study", "promotion_order", "repeat_seed", "rung_epochs", "training_cost"]
 
 log = logging.getLogger("seesaw_nas.search")
 
