@@ -14,12 +14,16 @@ from search.errors import SearchError
 from search.train.data import DATASETS
 from space.spaces import SPACES
 
-__all__ = ["EXECUTORS", "PICKS", "SearchConfig", "SearchError"]
+__all__ = ["EXECUTORS", "LADDER_DEFAULTS", "PICKS", "SearchConfig", "SearchError"]
 
 EXECUTORS = ("local", "ray")
 MAX_NAME_BYTES = 100  # a folder name and an Optuna study name; file systems allow 255 bytes
 MAX_SEED = 2**31 - 1  # samplers take seeds below 2**32
 PICKS = ("accuracy", "knee", "smallest")
+# (--rungs, --repeats) when not given, by proxy preset (others: 1, 1 = off). cpu: no promotion
+# (rung 0 alone is the measured protocol), 2 seeds at the end so that the README's 8-trial command
+# gets error bars for under twice its cost; gpu: 3 rungs, 3 seeds (issue 12).
+LADDER_DEFAULTS = {"gpu": (3, 3), "cpu": (1, 2)}
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class SearchConfig:
     references: bool = True  # enqueue the space's reference networks first
     shared_block: bool = False
     pick: str = "accuracy"
+    # multi-fidelity promotion and repeats (search/engine/ladder.py); None: LADDER_DEFAULTS of the preset
+    rungs: int | None = None  # fidelities: rung r trains eta**r x the rung-0 epochs; 1 = off
+    eta: int = 3  # the top 1/eta of a rung go on to the next
+    repeats: int | None = None  # seeds at the top rung for the final front and the references; 1 = off
     prescreen: str | None = None  # zero-cost proxy that picks 1 of ceil(1/keep) samples to train
     prescreen_keep: float = 0.25
     # Ray Tune executor
@@ -64,6 +72,17 @@ class SearchConfig:
         """--storage, or the journal file in the run folder."""
         return self.storage or f"journal://{self.run_dir.resolve() / 'study.journal'}"
 
+    def with_ladder_defaults(self, proxy_name: str) -> "SearchConfig":
+        """``--rungs``/``--repeats`` resolved for the run's proxy preset (1 with --executor ray)."""
+        rungs, repeats = (1, 1) if self.executor == "ray" else LADDER_DEFAULTS.get(proxy_name, (1, 1))
+        return dataclasses.replace(self, rungs=self.rungs if self.rungs is not None else rungs,
+                                   repeats=self.repeats if self.repeats is not None else repeats)
+
+    @property
+    def ladder(self) -> bool:
+        """Whether any network trains beyond its rung-0 trial (promotion or repeats)."""
+        return (self.rungs or 1) > 1 or (self.repeats or 1) > 1
+
     def validate(self) -> "SearchConfig":
         if self.space not in SPACES:
             raise SearchError(f"unknown space {self.space!r}; valid spaces: {', '.join(sorted(SPACES))}")
@@ -81,6 +100,13 @@ class SearchConfig:
             raise SearchError(f"--workers must be >= 1, got {self.workers}")
         if self.max_macs is not None and self.max_macs <= 0:
             raise SearchError(f"--max-macs must be positive, got {self.max_macs}")
+        for name, low in (("rungs", 1), ("eta", 2), ("repeats", 1)):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+                raise SearchError(f"--{name} must be a whole number >= {low}, got {v!r}")
+        if self.executor == "ray" and self.ladder:
+            raise SearchError("--rungs and --repeats above 1 run with the local executor only; leave out --executor ray "
+                              "or pass --rungs 1 --repeats 1")
         if self.pick not in PICKS:
             raise SearchError(f"unknown --pick {self.pick!r}; valid: {', '.join(PICKS)}")
         if self.prescreen is not None:

@@ -10,6 +10,8 @@ Points (where they are passed):
 - ``evaluated``: after training, before anything of the outcome is written
 - ``outcome-recorded``: after the outcome is written, before ``tell``
 - ``told``: after ``tell``
+- ``job-claimed``: a promotion/repeat job claimed, before it trains (``search.engine.ladder``)
+- ``job-evaluated``: a job trained, before anything of its outcome is written
 - ``journal-append``: inside a journal write, after half of its bytes reached the file (a torn
   write; ``search.engine.journal``)
 - ``journal-appended``: right after a journal write
@@ -22,7 +24,8 @@ import signal
 
 __all__ = ["ACTIVE", "POINTS", "configure", "due", "hits", "point"]
 
-POINTS = ("ask", "claim", "evaluated", "outcome-recorded", "told", "journal-append", "journal-appended")
+POINTS = ("ask", "claim", "evaluated", "outcome-recorded", "told", "job-claimed", "job-evaluated", "journal-append",
+          "journal-appended")
 
 ACTIVE: str | None = None  # the point that kills, or None (the usual case: every hook returns at once)
 _AT = 0

@@ -21,10 +21,12 @@ from search.engine.heartbeat import budget_lock
 from search.engine.session import Run, open_run, proxy_name
 from search.engine.study import enqueue_references, finished_count, load_study_readonly, recover_stale_trials
 from search.engine.attributes import ATTR
+from search.engine.ladder import open_jobs_study, training_cost
 from search.errors import SearchError
 from search.executors import local, ray_tune
 from search.results.artifacts import write_run_json
 from search.results.export import export_trial
+from search.results.rung_view import rung_view
 from search.results.summary import write_artifacts
 from search.train.data import default_num_classes
 
@@ -54,6 +56,10 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
         run = open_run(cfg, create=True)
         with budget_lock(cfg):  # with other hosts on the study: one at a time
             recovered = recover_stale_trials(run.study)
+            if run.ladder is not None:
+                recovered_jobs = run.ladder.recover(dead_pids=True)
+                if recovered_jobs:
+                    print(f"resume: promotion/repeat jobs {recovered_jobs} were cut off by a dead process; they run again")
             added = enqueue_references(run.study, run.space.reference_params()) if cfg.references else 0
     except BaseException:
         if created is not None:
@@ -61,6 +67,7 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
         raise
     if recovered:
         print(f"resume: trials {recovered} were cut off by a dead process; their architectures run again")
+    cfg = run.cfg  # --rungs / --repeats resolved for the proxy preset
     write_run_json(run_dir, cfg.to_dict(), run.device, {
         "proxy_name": proxy_name(cfg, run.device), "proxy": dataclasses.asdict(run.proxy),
         "num_classes": run.num_classes, "input_size": run.space.input_size,
@@ -69,6 +76,8 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     print(f"search {cfg.name!r}: space {cfg.space} ({run.space.size():.2e} choices), {cfg.dataset}, "
           f"device {run.device}, proxy {proxy_name(cfg, run.device)}, sampler {cfg.sampler}, "
           f"{done}/{cfg.budget} trials done, {added} references enqueued; folder {run_dir}")
+    if cfg.ladder:
+        print(describe_training_cost(cfg, len(run.space.reference_params()) if cfg.references else 0))
     interrupted = False
     try:
         if cfg.executor == "ray":
@@ -81,6 +90,19 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     summary = finalize(run)
     summary["interrupted"] = interrupted
     return summary
+
+
+def describe_training_cost(cfg: SearchConfig, references: int) -> str:
+    """The run's training cost in rung-0 units (one rung-0 training of one network), printed first."""
+    units = training_cost(cfg.budget, cfg.rungs, cfg.eta)
+    top = cfg.eta ** (cfg.rungs - 1)
+    line = (f"training cost: {units:g} rung-0 units ({cfg.budget} networks at rung 0"
+            + (f", promotions to {cfg.rungs} rungs with eta {cfg.eta}" if cfg.rungs > 1 else "") + ")")
+    if cfg.repeats > 1:
+        per = (cfg.repeats - 1) * top
+        line += (f" + {per:g} units per network repeated ({cfg.repeats} seeds at the top rung for the final front "
+                 f"and the {references} references: at least {units + per * references:g} in all)")
+    return line
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -128,6 +150,8 @@ def export_trial_of_run(cfg: SearchConfig, trial_number: int, out: Path | None =
     if cfg.storage is None and not (run_dir / "study.journal").exists():
         raise SearchError(f"no search in {run_dir}; pass the run's --name (and --results-dir) or --storage")
     study = load_study_readonly(cfg.storage_url, cfg.name)
+    if open_jobs_study(study, create=False) is not None:  # promoted or repeated: export its highest rung
+        study = rung_view(study, cfg)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if trial_number not in trials:
         raise SearchError(f"run {cfg.name!r} has no trial {trial_number}; it has trials 0..{max(trials, default=-1)}")

@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zero-cost pre-screen (off by default): trains the best candidate of each round")
     s.add_argument("--prescreen-keep", type=float, default=0.25, metavar="RATIO",
                    help="with --prescreen: train 1 of ceil(1/RATIO) sampled candidates per round")
+    s.add_argument("--rungs", type=int, default=None, metavar="R",
+                   help="fidelities: the top 1/ETA of each rung train ETA x longer, from their checkpoint "
+                        "(default: 3 on the gpu preset, 1 = off elsewhere)")
+    s.add_argument("--eta", type=int, default=3, metavar="E", help="promotion ratio between rungs")
+    s.add_argument("--repeats", type=int, default=None, metavar="K",
+                   help="seeds at the top rung for the final front and the references, for error bars and "
+                        "confident claims (default: 3 on gpu, 2 on cpu, 1 = off elsewhere)")
     s.add_argument("--seed", type=int, default=0, help="seed of sampler, split and training")
     s.add_argument("--name", default=None, help="run folder results/NAME (default: SPACE-DATE-TIME)")
     s.add_argument("--results-dir", default="results", help="parent folder of run folders")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["ATTR", "COUNTED_STATUSES", "STATUS", "counted", "metric", "trial_status"]
+__all__ = ["ATTR", "COUNTED_STATUSES", "JOB_KINDS", "STATUS", "counted", "metric", "trial_status"]
 
 
 class ATTR:
@@ -35,6 +35,23 @@ class ATTR:
     IMAGES_PER_S = METRIC_PREFIX + "images_per_s"
     PRESCREEN_SCORE = "prescreen_score"  # with --prescreen (search/engine/prescreen.py)
     OUTCOME = "outcome"  # the whole outcome, written in one record before tell (search/engine/outcome.py)
+    # Jobs of the rungs study (search/engine/ladder.py): one trial per promotion or repeat
+    JOB = "job"  # one of JOB_KINDS
+    PARENT = "parent_trial"  # the main study's trial whose network the job trains further
+    RUNG = "rung"  # fidelity index: rung r trains eta**r x the rung-0 epochs in total
+    REPEAT = "repeat"  # seed index: repeat 0 uses the run's seed (common random numbers)
+    SEED = "seed"  # training seed of the job
+    CHECKPOINT = "checkpoint"  # where the job's trained state is saved (run folder)
+    FROM_SCRATCH = "from_scratch"  # True when the checkpoint it should continue from was missing
+    # Per-network results over rungs and seeds, on the view the results read (search/results/rung_view.py)
+    RUNG_REACHED = "rung_reached"
+    ACC_RUNG = "acc_rung"  # + rung index: acc_rung0, acc_rung1, ... (repeat 0)
+    ACC_MEAN = "acc_mean"  # over the seeds at the highest rung reached
+    ACC_STD = "acc_std"
+    ACC_CI95 = "acc_ci95"  # half-width of the 95% CI of the mean (Student t); None with one seed
+    SEEDS = "n_seeds"
+    ACC_SEEDS = "acc_seeds"  # the accuracy of each seed at that rung (repeat order)
+    TRAINING_SEEDS = "training_seeds"  # the training seed of each of them
 
 
 def metric(name: str) -> str:
@@ -55,6 +72,13 @@ class STATUS:
     PRESCREENED = "prescreened"
     STALE = "stale"  # shown only: a FAIL trial left "running" was cut off by a dead process
     WAITING = "waiting"  # shown only: enqueued, not started yet
+
+
+class JOB_KINDS:
+    """Values of ``ATTR.JOB``."""
+
+    PROMOTION = "promotion"  # successive halving: the top 1/eta of a rung go on
+    REPEAT = "repeat"  # another seed at the top rung for the final front and the references
 
 
 COUNTED_STATUSES = (STATUS.OK, STATUS.DUPLICATE, STATUS.FAILED, STATUS.DIVERGED)

@@ -18,6 +18,7 @@ import torch
 
 from blocks import count_cost
 from search.config import SearchConfig
+from search.engine.ladder import Ladder
 from search.engine.prescreen import Prescreener, make_prescreener
 from search.engine.study import make_sampler, open_study
 from search.engine.trial import TrialSteps
@@ -46,12 +47,14 @@ class Run:
     proxy: ProxyConfig
     count_cost: Callable[..., Any]
     prescreen: Prescreener | None = None  # with --prescreen
+    ladder: Ladder | None = None  # with --rungs or --repeats above 1
 
     def steps(self, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None, *,
               wait_for_twins: bool = True) -> TrialSteps:
         """This process's trial step over the run's study."""
         return TrialSteps(self.study, self.cfg, self.space, num_classes=self.num_classes, count_cost=self.count_cost,
-                          prescreen=self.prescreen, after_trial=after_trial, wait_for_twins=wait_for_twins)
+                          prescreen=self.prescreen, after_trial=after_trial, wait_for_twins=wait_for_twins,
+                          ladder=self.ladder)
 
 
 def proxy_name(cfg: SearchConfig, device: str) -> str:
@@ -103,6 +106,7 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     before anything is written: a refused run leaves no run folder, log or study behind."""
     device = resolve_device(cfg.device)
     proxy = proxy_config(cfg, device)
+    cfg = cfg.with_ladder_defaults(proxy_name(cfg, device)).validate()
     try:
         space = get_space(cfg.space, dataset=cfg.dataset, shared_block=cfg.shared_block)
     except ValueError as exc:
@@ -126,7 +130,8 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
         prescreen = make_prescreener(cfg.prescreen, cfg.prescreen_keep, space=space, data=data,
                                      num_classes=data.num_classes, max_macs=cfg.max_macs, count_cost=count_cost,
                                      width_scale=proxy.width_scale, seed=cfg.seed)
-    return Run(cfg, study, space, evaluator, data.num_classes, device, proxy, count_cost, prescreen)
+    ladder = Ladder(study, cfg, epochs0=proxy.epochs) if cfg.ladder else None
+    return Run(cfg, study, space, evaluator, data.num_classes, device, proxy, count_cost, prescreen, ladder)
 
 
 def check_max_macs(run: Run) -> None:

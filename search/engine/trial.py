@@ -10,6 +10,8 @@
 
 ``TrialSteps`` holds these steps for one process; executors only decide where the evaluation runs:
 the local executor calls ``run_trial`` in a loop, the Ray executor splits it around a Ray trial.
+With ``--rungs``/``--repeats`` above 1, ``next`` may return a promotion or repeat ``Job``
+(``search.engine.ladder``) instead of a proposal; ``finish`` and ``cut_off`` take either.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -28,6 +31,7 @@ from search.config import SearchConfig
 from search.errors import SearchError
 from search.engine.attributes import ATTR, STATUS, TRAINED_STATUSES, counted, metric, trial_status
 from search.engine.heartbeat import Heartbeat, budget_lock, recover_stale
+from search.engine.ladder import Job, Ladder, checkpoint_path
 from search.engine.outcome import finish, make_outcome
 from search.engine.study import claim, requeue
 from search.train.evaluator import Evaluation
@@ -56,6 +60,15 @@ class Proposal:
     infeasible: bool = False
     duplicate_of: FrozenTrial | None = None
     seed: int = 0  # training seed: the run's, for every trial (common random numbers)
+    save_to: Path | None = None  # with --rungs above 1: where the rung-0 state is kept for promotion
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """Evaluator keywords beyond the spec and seed (none unless a checkpoint is kept)."""
+        return {"save_to": self.save_to} if self.save_to is not None else {}
 
     @property
     def cost(self) -> Cost:
@@ -181,6 +194,7 @@ class TrialSteps:
         prescreen: Any = None,
         after_trial: Callable[[FrozenTrial], None] | None = None,
         wait_for_twins: bool = True,
+        ladder: Ladder | None = None,
     ) -> None:
         self.study, self.cfg, self.space = study, cfg, space
         self.num_classes, self.count_cost = num_classes, count_cost
@@ -188,9 +202,12 @@ class TrialSteps:
         self.infeasible_in_a_row = 0
         self.wait_for_twins = wait_for_twins
         self.heartbeat = Heartbeat(study, cfg.heartbeat_grace_s)
+        self.ladder = ladder
 
-    def next(self) -> Proposal | None:
-        """The next proposal to train, or None when the budget needs no more trials."""
+    def next(self) -> Proposal | Job | None:
+        """The next proposal (or, with a ladder, promotion or repeat ``Job``: taken first when one is
+        due) to train, or None when the budget needs no more trials and no job is due or may become
+        due (with a ladder it waits while other workers' trials or jobs run)."""
         while True:
             with budget_lock(self.cfg):
                 recover_stale(self.study, self.cfg.heartbeat_grace_s)
@@ -199,8 +216,18 @@ class TrialSteps:
                 finished = sum(counted(t) for t in trials)
                 running = [t for t in trials if t.state == TrialState.RUNNING]
                 covered = finished + len(running) >= self.cfg.budget
+                others: list[FrozenTrial] = []
+                if self.ladder is not None:
+                    self.ladder.recover()
+                    due, running_jobs = self.ladder.due(trials, budget_done=finished >= self.cfg.budget and not running)
+                    if due:
+                        return self.ladder.take(*due[0], trials)
+                    others = ([t for t in running if not self.heartbeat.holds(t)]
+                              + [j for j in running_jobs if not self.ladder.heartbeat.holds(j)])
                 if finished >= self.cfg.budget or (covered and all(self.heartbeat.holds(t) for t in running)):
-                    return None
+                    if not others:
+                        return None
+                    covered = True  # wait: what the others finish may make a promotion or repeat due
                 if not covered:
                     trial = self.study.ask() if self.prescreen is None else self.prescreen.ask(self.study)
                     faults.point("ask")
@@ -222,6 +249,8 @@ class TrialSteps:
                 requeue(self.study, trial, status=STATUS.INTERRUPTED, reason="interrupted while sampling")
                 raise
             proposal.seed = self.cfg.seed  # common random numbers: see search.train.proxy.evaluate_spec
+            if self.ladder is not None and self.ladder.rungs > 1 and proposal.needs_training:
+                proposal.save_to = checkpoint_path(self.cfg.run_dir, proposal.key, 0, 0)
             if proposal.needs_training:
                 self.infeasible_in_a_row = 0
                 return proposal
@@ -252,8 +281,11 @@ class TrialSteps:
             log.info(f"trial {number}: trial {training[0].number} is training the same architecture; waiting for it")
             time.sleep(poll_s)
 
-    def finish(self, proposal: Proposal, evaluation: Evaluation | None) -> FrozenTrial:
-        """Record the outcome, log it, report it; returns the finished trial."""
+    def finish(self, proposal: Proposal | Job, evaluation: Evaluation | None) -> FrozenTrial:
+        """Record the outcome, log it, report it; returns the finished trial (of the jobs study for a Job)."""
+        if isinstance(proposal, Job):
+            assert self.ladder is not None and evaluation is not None
+            return self.ladder.finish(proposal, evaluation)
         try:
             frozen = record(self.study, proposal, evaluation)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -269,8 +301,13 @@ class TrialSteps:
             self.after_trial(frozen)
         return frozen
 
-    def cut_off(self, proposal: Proposal, reason: str = "interrupted by the user; re-run on --resume") -> None:
-        """The trial will not finish here (Ctrl-C, a lost worker): not counted, its architecture re-enqueued."""
+    def cut_off(self, proposal: Proposal | Job, reason: str = "interrupted by the user; re-run on --resume") -> None:
+        """The trial will not finish here (Ctrl-C, a lost worker): not counted, its architecture re-enqueued
+        (a Job: failed without a result, so it is due again)."""
+        if isinstance(proposal, Job):
+            assert self.ladder is not None
+            self.ladder.cut_off(proposal, reason)
+            return
         self.heartbeat.remove(proposal.trial)
         requeue(self.study, proposal.trial, status=STATUS.INTERRUPTED, reason=reason)
 
@@ -280,7 +317,8 @@ Evaluator = Callable[..., Evaluation]
 
 def run_trial(steps: TrialSteps, evaluate: Evaluator,
               watch: Callable[[Proposal], dict[str, Any]] | None = None) -> FrozenTrial | None:
-    """One whole trial in this process: next proposal, train it, record it. None: budget met.
+    """One whole trial (or promotion/repeat job) in this process: next proposal, train it, record
+    it. None: budget met and nothing due.
 
     ``watch(proposal)``: extra keywords for ``evaluate`` (its ``on_step``/``on_epoch`` progress
     callbacks), made afresh for each trial that trains.
@@ -290,7 +328,7 @@ def run_trial(steps: TrialSteps, evaluate: Evaluator,
         return None
     try:
         extra = watch(proposal) if watch is not None else {}
-        evaluation = evaluate(proposal.spec, seed=proposal.seed, cost=proposal.cost, **extra)
+        evaluation = evaluate(proposal.spec, seed=proposal.seed, cost=proposal.cost, **extra, **proposal.train_kwargs())
     except KeyboardInterrupt:
         steps.cut_off(proposal)
         raise

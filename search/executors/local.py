@@ -20,6 +20,7 @@ from typing import Any, Callable
 import optuna
 
 from search.config import SearchConfig
+from search.engine.ladder import Ladder
 from search.engine.session import Run, open_run
 from search.engine.trial import Evaluator, Proposal, TrialSteps, describe_trial, run_trial
 from search.results.artifacts import write_trials_csv
@@ -43,11 +44,13 @@ def run_worker(
     after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
     prescreen: Any = None,
     watch: Callable[[Proposal], dict[str, Any]] | None = None,
+    ladder: Ladder | None = None,
 ) -> None:
-    """Run trials until the study has ``cfg.budget`` counted trials (finished or running).
-    ``watch``: progress callbacks for each trial that trains (``ticker_watch``)."""
+    """Run trials until the study has ``cfg.budget`` counted trials (finished or running), and
+    (``ladder``) the promotions and repeats that are due. ``watch``: progress callbacks for each
+    trial that trains (``ticker_watch``)."""
     steps = TrialSteps(study, cfg, space, num_classes=num_classes, count_cost=count_cost, prescreen=prescreen,
-                       after_trial=after_trial)
+                       after_trial=after_trial, ladder=ladder)
     while run_trial(steps, evaluator, watch) is not None:
         pass
 
@@ -57,8 +60,8 @@ def ticker_watch(send: Callable[[dict], None], worker: int, evaluator: Any) -> C
     config = evaluator.config
 
     def watch(proposal: Proposal) -> dict[str, Any]:
-        ticker = TrialTicker(send, worker=worker, trial=proposal.trial.number, epochs=config.epochs,
-                             batch_size=config.batch_size)
+        ticker = TrialTicker(send, worker=worker, trial=proposal.number,
+                             epochs=proposal.train_kwargs().get("epochs", config.epochs), batch_size=config.batch_size)
         return {"on_step": ticker.on_step, "on_epoch": ticker.on_epoch}
 
     return watch
@@ -80,7 +83,7 @@ def run_local(run: Run) -> None:
 
             run_worker(run.study, run.cfg, run.space, run.evaluator, num_classes=run.num_classes,
                        count_cost=run.count_cost, after_trial=after_trial, prescreen=run.prescreen,
-                       watch=ticker_watch(show, 0, run.evaluator))
+                       watch=ticker_watch(show, 0, run.evaluator), ladder=run.ladder)
         finally:
             for p in procs:  # the queue is drained while waiting: a worker exits once its events are read
                 while p.is_alive():
@@ -125,5 +128,5 @@ def _worker_main(cfg: SearchConfig, index: int, parent_pid: int, outbox: Any = N
     with contextlib.suppress(KeyboardInterrupt):
         run = open_run(cfg, worker_index=index)
         run_worker(run.study, cfg, run.space, run.evaluator, num_classes=run.num_classes, count_cost=run.count_cost,
-                   prescreen=run.prescreen, watch=ticker_watch(send, index, run.evaluator),
+                   prescreen=run.prescreen, watch=ticker_watch(send, index, run.evaluator), ladder=run.ladder,
                    after_trial=lambda trial: send(end_event(index, trial, describe_trial(trial))))

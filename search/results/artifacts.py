@@ -59,10 +59,16 @@ def trial_row(t: FrozenTrial) -> dict[str, Any]:
     }
 
 
-def write_trials_csv(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
-    write_csv(path, TRIAL_COLUMNS, rows)
+def write_trials_csv(study: optuna.Study, path: Path, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """trials.csv; ``extra``: user attributes written as further columns (the rungs and seeds of
+    ``search.results.rung_view``), empty where a trial has none."""
+    rows = [trial_row(t) | {k: _cell(t.user_attrs.get(k, "")) for k in extra} for t in study.get_trials(deepcopy=False)]
+    write_csv(path, (*TRIAL_COLUMNS, *extra), rows)
     return rows
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:

@@ -52,6 +52,13 @@ def export_trial(trial: optuna.trial.FrozenTrial, path: Path, *, run: dict[str, 
         },
         "spec": spec.to_dict(),
     }
+    if ATTR.ACC_MEAN in a:  # trained beyond rung 0 (search/results/rung_view.py): val_acc is its mean there
+        doc["metrics"].update({
+            "rung": a.get(ATTR.RUNG_REACHED), "val_acc_mean": a.get(ATTR.ACC_MEAN), "val_acc_std": a.get(ATTR.ACC_STD),
+            "val_acc_ci95": a.get(ATTR.ACC_CI95), "val_acc_seeds": a.get(ATTR.ACC_SEEDS),
+            "seeds": a.get(ATTR.TRAINING_SEEDS),
+            **{k: v for k, v in a.items() if k.startswith(ATTR.ACC_RUNG)},
+        })
     write_atomic(path, yaml.safe_dump(doc, sort_keys=False))
     return doc
 

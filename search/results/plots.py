@@ -24,6 +24,13 @@ class ParetoPlotData(NamedTuple):
     front: list[tuple[int, float, float]]
     references: list[tuple[str, float, float]]  # (name, macs in M, val acc in %)
     max_macs_m: float | None
+    # with --rungs/--repeats (search/results/rung_view.py), by label ("trial N" or a reference's name):
+    errors: dict[str, float] = {}  # half-width of the 95% CI of the mean, in points of %
+    rungs: dict[str, int] = {}  # the rung each point was measured at
+
+
+def point_label(number: int) -> str:
+    return f"trial {number}"
 
 
 def pareto_plot_data(study: optuna.Study, max_macs: int | None = None) -> ParetoPlotData:
@@ -33,12 +40,32 @@ def pareto_plot_data(study: optuna.Study, max_macs: int | None = None) -> Pareto
     trials = feasible_trials(study)
     refs = [(t.user_attrs[ATTR.REFERENCE], t.values[1] / 1e6, 100.0 * t.values[0])
             for t in trials if t.user_attrs.get(ATTR.REFERENCE)]
+    errors, rungs = {}, {}
+    for t in trials:
+        a = t.user_attrs
+        for label in (point_label(t.number), *([a[ATTR.REFERENCE]] if a.get(ATTR.REFERENCE) else [])):
+            if a.get(ATTR.ACC_CI95) is not None:
+                errors[label] = 100.0 * a[ATTR.ACC_CI95]
+            if ATTR.RUNG_REACHED in a:
+                rungs[label] = a[ATTR.RUNG_REACHED]
     return ParetoPlotData(
         trials=[point(t) for t in trials],
         front=[point(t) for t in front_trials(study, max_macs)],
         references=refs,
         max_macs_m=None if max_macs is None else max_macs / 1e6,
+        errors=errors,
+        rungs=rungs,
     )
+
+
+def hover_text(data: ParetoPlotData, label: str) -> str:
+    """A point's label, with its rung and CI when the run has them."""
+    extra = []
+    if label in data.rungs:
+        extra.append(f"rung {data.rungs[label]}")
+    if label in data.errors:
+        extra.append(f"95% CI ±{data.errors[label]:.2f}")
+    return f"{label} ({', '.join(extra)})" if extra else label
 
 
 def label_positions(points: Sequence[tuple[float, float]], x_span: float, y_span: float) -> list[str]:
@@ -87,19 +114,29 @@ def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.
     except ImportError:
         raise ImportError("drawing plots needs plotly: pip install plotly") from None
 
+    def bars(labels: list[str]) -> dict | None:  # 95% CI of the mean, where the run repeated seeds
+        return dict(type="data", array=[data.errors.get(k, 0.0) for k in labels], visible=True) if data.errors else None
+
+    def sizes(labels: list[str], base: int) -> list[int]:  # a higher rung draws a larger marker
+        return [base + 3 * data.rungs.get(k, 0) for k in labels]
+
     fig = go.Figure()
+    labels = [point_label(p[0]) for p in data.trials]
     fig.add_scatter(x=[p[1] for p in data.trials], y=[p[2] for p in data.trials], mode="markers",
-                    name="trials", marker=dict(color="lightgray", size=7),
-                    text=[f"trial {p[0]}" for p in data.trials], hovertemplate="%{text}<br>%{x:.1f}M MACs<br>%{y:.2f}%")
+                    name="trials", marker=dict(color="lightgray", size=sizes(labels, 7)), error_y=bars(labels),
+                    text=[hover_text(data, k) for k in labels], hovertemplate="%{text}<br>%{x:.1f}M MACs<br>%{y:.2f}%")
+    labels = [point_label(p[0]) for p in data.front]
     fig.add_scatter(x=[p[1] for p in data.front], y=[p[2] for p in data.front], mode="lines+markers",
-                    name="Pareto front", line=dict(shape="hv", color="royalblue"), marker=dict(size=9),
-                    text=[f"trial {p[0]}" for p in data.front], hovertemplate="%{text}<br>%{x:.1f}M MACs<br>%{y:.2f}%")
+                    name="Pareto front", line=dict(shape="hv", color="royalblue"), marker=dict(size=sizes(labels, 9)),
+                    error_y=bars(labels),
+                    text=[hover_text(data, k) for k in labels], hovertemplate="%{text}<br>%{x:.1f}M MACs<br>%{y:.2f}%")
     layout = plot_layout(data)
     if layout.references:
         refs = layout.references
         fig.add_scatter(x=[r[1] for r in refs], y=[r[2] for r in refs],
                         mode="markers+text", name="references", text=[r[0] for r in refs],
-                        textposition=layout.label_positions, marker=dict(symbol="star", size=14, color="crimson"))
+                        textposition=layout.label_positions, marker=dict(symbol="star", size=14, color="crimson"),
+                        error_y=bars([r[0] for r in refs]), hovertext=[hover_text(data, r[0]) for r in refs])
     if layout.x_range:  # room for the labels of the outermost points, which plotly would cut off
         fig.update_xaxes(range=list(layout.x_range))
     if data.max_macs_m is not None:
@@ -130,6 +167,14 @@ def render_pareto_png(data: ParetoPlotData, title: str):  # -> matplotlib.figure
     if data.front:
         ax.step([p[1] for p in data.front], [p[2] for p in data.front], where="post", color="royalblue",
                 marker="o", markersize=6, label="Pareto front", zorder=3)
+    if data.errors:  # 95% CI of the mean over seeds
+        shown = [(p[1], p[2], data.errors[point_label(p[0])]) for p in data.trials if point_label(p[0]) in data.errors]
+        ax.errorbar([x for x, _, _ in shown], [y for _, y, _ in shown], yerr=[e for _, _, e in shown], fmt="none",
+                    ecolor="gray", elinewidth=1, capsize=3, label="95% CI of the mean", zorder=2)
+    for number, x, y in data.trials:  # mark the rung of points measured beyond rung 0
+        rung = data.rungs.get(point_label(number), 0)
+        if rung:
+            ax.annotate(f"r{rung}", (x, y), xytext=(5, -3), textcoords="offset points", fontsize=6, color="dimgray")
     layout = plot_layout(data)
     if layout.references:
         refs = layout.references

@@ -13,6 +13,7 @@ from search.config import SearchConfig
 from search.results.export import export_trial
 from search.results.fidelity import describe_fidelity, find_fidelity
 from search.results.plots import write_hypervolume_plot, write_pareto_plot
+from search.results.rung_view import ladder_columns, network_claims, rung_view
 from search.results.pareto import feasible_trials, front_trials, hypervolume_by_budget, hypervolume_history, pick_trial
 from search.engine.attributes import ATTR, trial_status
 from search.engine.study import finished_count
@@ -41,8 +42,14 @@ def hypervolume_milestones(history: list[float]) -> dict[int, float]:
 
 def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int, input_size: int, proxy: str,
                     proxy_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every file of the end of a run, and the printed summary. With rungs or repeats, everything
+    reads each network at its highest rung (``search.results.rung_view``)."""
     run_dir: Path = cfg.run_dir
-    rows = write_trials_csv(study, run_dir / "trials.csv")
+    claims: list[str] | None = None
+    if cfg.ladder:
+        study = rung_view(study, cfg)
+        claims = network_claims(study)
+    rows = write_trials_csv(study, run_dir / "trials.csv", ladder_columns(cfg.rungs or 1) if cfg.ladder else ())
     trained = feasible_trials(study)
     ref_macs = hypervolume_reference_macs(study, cfg.max_macs)
     history = hypervolume_history(feasible_trials(study, cfg.max_macs), ref_macs)
@@ -80,6 +87,7 @@ def write_artifacts(study: optuna.Study, cfg: SearchConfig, *, num_classes: int,
         "fidelity": None,
         "best_block": str(best_path) if best_path else None,
         "files": [str(f) for f in dict.fromkeys(files)],
+        "claims": claims,
     }
     if proxy_config is not None:
         entry = find_fidelity(proxy_config, cfg.space)
@@ -101,16 +109,27 @@ def print_summary(study: optuna.Study, cfg: SearchConfig, front: list, trained: 
         f"{t.user_attrs.get(ATTR.PARAMS, 0) / 1e6:.2f}",
         "*" if t.number in on_front else "",
     ) for t in shown]
+    header: tuple[str, ...] = ("trial", "reference", "val_acc%", "MMACs", "Mparams", "front")
+    if cfg.ladder:  # the rung each network reached, and the 95% CI of its mean over seeds there
+        header += ("rung", "seeds", "ci95%")
+        rows = [row + (t.user_attrs.get(ATTR.RUNG_REACHED, 0), t.user_attrs.get(ATTR.SEEDS, 1),
+                       f"{100 * t.user_attrs[ATTR.ACC_CI95]:.2f}" if t.user_attrs.get(ATTR.ACC_CI95) is not None else "")
+                for row, t in zip(rows, shown)]
     print()
     print(f"search {cfg.name}: {summary['finished']}/{cfg.budget} trials finished "
           f"({', '.join(f'{k} {v}' for k, v in sorted(summary['statuses'].items()))})")
     if rows:
-        print(format_table(rows, ("trial", "reference", "val_acc%", "MMACs", "Mparams", "front")))
+        print(format_table(rows, header))
     if trained:
         print(f"hypervolume (val_acc x MMACs below {hypervolume_reference_macs(study, cfg.max_macs) / 1e6:.1f}M): "
               f"{summary['hypervolume']:.4g}")
     if trained and summary["hypervolume_by_trials"]:
         print("hypervolume after k trials: " + ", ".join(f"{k} -> {hv:.4g}" for k, hv in summary["hypervolume_by_trials"].items()))
+    if summary.get("claims") is not None:
+        print(f"references against the discovered networks ({cfg.repeats} seeds at the top rung, rung "
+              f"{(cfg.rungs or 1) - 1}; 95% confidence):")
+        for line in summary["claims"] or ["  (no reference finished with a result)"]:
+            print(f"  {line}")
     if summary.get("fidelity_line"):
         print(summary["fidelity_line"])
     failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if trial_status(t) in ("failed", "diverged")]

@@ -8,10 +8,12 @@ holds the data.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from blocks.cost import Cost
@@ -53,12 +55,16 @@ class ProxyEvaluator:
         self.num_classes = num_classes
 
     def __call__(self, spec: ArchSpec, seed: int, on_epoch: Callable[[EpochStats], None] | None = None,
-                 cost: Cost | None = None, on_step: StepCallback | None = None) -> Evaluation:
+                 cost: Cost | None = None, on_step: StepCallback | None = None, *, epochs: float | None = None,
+                 resume_from: Path | None = None, save_to: Path | None = None) -> Evaluation:
         """``cost``: the spec's Cost if already counted (the trial step did), to skip counting it again.
-        ``on_epoch``/``on_step``: progress callbacks (``search.results.progress.TrialTicker``)."""
+        ``on_epoch``/``on_step``: progress callbacks (``search.results.progress.TrialTicker``).
+        ``epochs``/``resume_from``/``save_to``: a promotion's total epochs and checkpoints
+        (``search.train.proxy.evaluate_spec``)."""
+        config = self.config if epochs is None else dataclasses.replace(self.config, epochs=epochs)
         try:
-            result = evaluate_spec(spec, self.data, self.config, device=self.device, seed=seed, on_epoch=on_epoch,
-                                   exported=cost, on_step=on_step)
+            result = evaluate_spec(spec, self.data, config, device=self.device, seed=seed, on_epoch=on_epoch,
+                                   exported=cost, on_step=on_step, resume_from=resume_from, save_to=save_to)
         except Exception as exc:  # a crashing trial is recorded, the search goes on
             return Evaluation(status="failed", failure=describe_exception(exc))
         metrics = {

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -23,6 +24,7 @@ import torch.nn as nn
 
 from blocks.cost import Cost, count_cost, count_module_cost
 from blocks.model import build_model
+from search.files import atomic_path
 from search.train.augment import AugmentConfig
 from search.train.data import DataSplits
 from search.train.trainer import EpochStats, Recipe, StepCallback, Trainer
@@ -129,8 +131,17 @@ def train_proxy(
     seed: int,
     on_epoch: Callable[[EpochStats], None] | None = None,
     on_step: StepCallback | None = None,
+    resume_from: Path | None = None,
+    save_to: Path | None = None,
 ) -> ProxyResult:
     """Train ``model`` on the training subset of ``data`` with ``config``; validate; report.
+
+    Promotion (``search.engine.ladder``): ``resume_from`` is a checkpoint that ``save_to`` wrote
+    after a shorter run; training goes on from its step to ``config.epochs`` in total. The learning
+    rate follows the longer run's schedule from that step (with the linear presets it jumps from
+    about 0 back to (1 - 1/eta) x lr and decays to 0 at the new end): no extra code path, and a
+    promotion is the longer run's tail on the shorter run's weights. ``save_to``: the trainer's
+    state after training, written atomically (only when it did not diverge).
 
     ``data`` must already be on ``device`` (load it once with ``load_dataset(..., device=...)``).
     ``on_epoch`` is called after every epoch; an exception it raises (e.g. optuna.TrialPruned)
@@ -152,9 +163,18 @@ def train_proxy(
         model, config, device=device, seed=seed, num_classes=data.num_classes,
         mean=data.mean, std=data.std, train_images=train_images,
     )
+    history: tuple[EpochStats, ...] = ()
+    if resume_from is not None:
+        state = torch.load(resume_from, map_location="cpu", weights_only=False)  # our own file, from save_to
+        trainer.load_state_dict(state["trainer"])
+        history = tuple(EpochStats(**h) for h in state["history"])
     fit = trainer.fit((data.train_x, data.train_y), (data.val_x[:val_images], data.val_y[:val_images]),
                       eval_every=config.eval_every, bn_recalibration_images=config.bn_recalibration_images,
-                      on_epoch=on_epoch, on_step=on_step)
+                      on_epoch=on_epoch, on_step=on_step, history=history)
+    if save_to is not None and fit.status == "ok":
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(save_to) as tmp:
+            torch.save({"trainer": trainer.state_dict(), "history": [dataclasses.asdict(h) for h in fit.history]}, tmp)
     images_seen = fit.last.images if fit.last else 0
     return ProxyResult(
         status=fit.status,
@@ -191,13 +211,15 @@ def evaluate_spec(
     on_epoch: Callable[[EpochStats], None] | None = None,
     exported: Cost | None = None,
     on_step: StepCallback | None = None,
+    resume_from: Path | None = None,
+    save_to: Path | None = None,
 ) -> ProxyResult:
     """The per-trial evaluator: cost of ``spec`` as exported, then proxy training of its scaled copy.
 
     Common random numbers: ``seed`` (the run's) fixes the batch order and augmentation stream, the
     same for every network of a run, so two networks are compared under the same draw; the
     initial weights come from ``architecture_seed(key, seed)``, so the same architecture always
-    starts alike. The proxy is ``scale_width(spec, config.width_scale)``, built on CPU (the same
+    starts alike. ``resume_from``/``save_to``: checkpoints of a promotion (``train_proxy``). The proxy is ``scale_width(spec, config.width_scale)``, built on CPU (the same
     initial weights on every device), then moved to ``device``. ``exported``: the spec's ``Cost``
     when the caller has already counted it (the search has), else counted here.
     """
@@ -207,5 +229,6 @@ def evaluate_spec(
     proxy_spec = scale_width(spec, config.width_scale)
     torch.manual_seed(architecture_seed(spec.canonical_key(), seed))
     model = build_model(proxy_spec, data.num_classes)
-    result = train_proxy(model, data, config, device=device, seed=seed, on_epoch=on_epoch, on_step=on_step)
+    result = train_proxy(model, data, config, device=device, seed=seed, on_epoch=on_epoch, on_step=on_step,
+                         resume_from=resume_from, save_to=save_to)
     return dataclasses.replace(result, params=exported.params, macs=exported.macs)
