@@ -12,7 +12,9 @@ Errors print one line and exit with status 2.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import warnings
 from typing import Sequence
 
@@ -28,7 +30,23 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:  # 
     return f"warning: {message}\n"
 
 
+def stop_as_on_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's stop, ``timeout``, ``kill``) ends a run like Ctrl-C: running trials
+    are re-enqueued for --resume and every artifact is written."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, stop_as_on_ctrl_c)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     warnings.formatwarning = one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import sys
 import threading
 import time
@@ -27,7 +28,7 @@ from search.results.artifacts import write_trials_csv
 from search.results.progress import TrialProgress, TrialTicker, end_event
 from space.spaces import SearchSpace
 
-__all__ = ["exit_with_parent", "run_local", "run_worker", "start_extra_workers"]
+__all__ = ["exit_with_parent", "interrupt_once", "run_local", "run_worker", "start_extra_workers"]
 
 PARENT_POLL_S = 1.0  # how often a spawned worker checks that the launching process is alive
 EXIT_PARENT_DIED = 3  # a worker's exit status when it ended because the launching process died
@@ -84,6 +85,13 @@ def run_local(run: Run) -> None:
             run_worker(run.study, run.cfg, run.space, run.evaluator, num_classes=run.num_classes,
                        count_cost=run.count_cost, after_trial=after_trial, prescreen=run.prescreen,
                        watch=ticker_watch(show, 0, run.evaluator), ladder=run.ladder)
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM to this process only, an error): the workers stop too, each
+            # re-enqueueing the trial it was running (on a terminal they also got the Ctrl-C).
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            raise
         finally:
             for p in procs:  # the queue is drained while waiting: a worker exits once its events are read
                 while p.is_alive():
@@ -122,7 +130,21 @@ def exit_with_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> threadin
     return thread
 
 
+def interrupt_once() -> None:
+    """SIGINT or SIGTERM raises ``KeyboardInterrupt`` once; later ones are ignored, so the Ctrl-C of
+    the terminal and the SIGTERM of the launching process do not cut off the clean-up of the first."""
+
+    def handler(signum: int, frame: Any) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
 def _worker_main(cfg: SearchConfig, index: int, parent_pid: int, outbox: Any = None) -> None:
+    interrupt_once()
     exit_with_parent(parent_pid)
     send = outbox.put if outbox is not None else (lambda event: None)
     with contextlib.suppress(KeyboardInterrupt):

@@ -10,6 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
+import pytest
+
+from search.engine.study import load_study_readonly
+
 ROOT = Path(__file__).resolve().parents[3]
 FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64",
         "--train-subset", "64", "--batch-size", "32"]
@@ -56,3 +61,53 @@ def test_a_spawned_worker_exits_when_the_launching_process_is_killed(tmp_path):
             os.killpg(main.pid, signal.SIGKILL)  # whatever is left of the run (nothing, if the test passes)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_to_the_launching_process_alone_stops_every_worker_and_keeps_the_run(tmp_path, sig):
+    """A scheduler's SIGTERM (or a SIGINT that reaches only the launching process) ends the run like
+    Ctrl-C on a terminal: exit 130, the spawned worker stops too, nothing is left running in the
+    study (cut-off trials are re-enqueued), the artifacts are written, and --resume finishes it."""
+    args = ["--space", "seesaw", "--budget", "4", "--name", "s", "--no-references", "--workers", "2", *FAST,
+            "--epochs", "3", "--results-dir", str(tmp_path)]
+    main = subprocess.Popen([sys.executable, str(ROOT / "launch_search.py"), *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    log = tmp_path / "s" / "search.log"
+    worker = []
+
+    def worker_training() -> bool:
+        text = log.read_text() if log.exists() else ""
+        m = re.search(r" w1 sampler .* pid (\d+)\)", text)
+        if m and not worker:
+            worker.append(int(m.group(1)))
+        return bool(worker) and _running_trials(tmp_path / "s") >= 1
+
+    try:
+        assert wait_for(worker_training, 300), "no trial started"
+        os.kill(main.pid, sig)  # the launching process only, not its group
+        _, err = main.communicate(timeout=180)
+        assert main.returncode == 130, err
+        assert wait_for(lambda: gone(worker[0]), 30), "the worker outlived the stopped run"
+        assert _running_trials(tmp_path / "s") == 0
+        assert (tmp_path / "s" / "trials.csv").exists() and (tmp_path / "s" / "run.json").exists()
+    finally:
+        try:
+            os.killpg(main.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    resumed = subprocess.run([sys.executable, str(ROOT / "launch_search.py"), *args, "--resume"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    study = load_study_readonly(f"journal://{tmp_path / 's' / 'study.journal'}", "s")
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4
+
+
+def _running_trials(run_dir: Path) -> int:
+    journal = run_dir / "study.journal"
+    if not journal.exists():
+        return 0
+    try:
+        study = load_study_readonly(f"journal://{journal}", run_dir.name)
+    except Exception:  # the study is not created yet
+        return 0
+    return sum(t.state == optuna.trial.TrialState.RUNNING for t in study.trials)
