@@ -29,7 +29,8 @@ from search.train.proxy import PRESETS, ProxyConfig
 from search.train.trainer import resolve_device
 from space.spaces import SearchSpace, get_space
 
-__all__ = ["Run", "check_max_macs", "check_max_macs_of", "open_run", "proxy_config", "proxy_name", "sampler_seed"]
+__all__ = ["Run", "check_max_macs", "check_max_macs_of", "open_run", "proxy_config", "proxy_name", "sampler_seed",
+           "worker_device"]
 
 log = logging.getLogger("seesaw_nas.search")
 
@@ -99,12 +100,22 @@ def sampler_seed(cfg: SearchConfig, worker_index: int, trials_so_far: int) -> tu
     return int.from_bytes(os.urandom(4), "little") % 2**31, f"os.urandom (worker {worker_index}, pid {os.getpid()})"
 
 
+def worker_device(device: str, worker_index: int, cuda_devices: int) -> str:
+    """The device of worker ``worker_index``: with plain ``cuda`` (``--device auto`` or ``cuda``) on a
+    host with several GPUs, the workers take turns over them (worker i on ``cuda:i mod N``); an
+    explicit ``cuda:N``, one GPU, or any other device is used as given."""
+    if device == "cuda" and cuda_devices > 1:
+        return f"cuda:{worker_index % cuda_devices}"
+    return device
+
+
 def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) -> Run:
     """Open the study and load data and evaluator for one worker process.
 
     Everything that can refuse the run (device, proxy settings, space, data, --max-macs) is checked
     before anything is written: a refused run leaves no run folder, log or study behind."""
-    device = resolve_device(cfg.device)
+    device = worker_device(resolve_device(cfg.device), worker_index,
+                           torch.cuda.device_count() if torch.cuda.is_available() else 0)
     proxy = proxy_config(cfg, device)
     cfg = cfg.with_ladder_defaults(proxy_name(cfg, device)).validate()
     try:
