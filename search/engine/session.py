@@ -115,7 +115,8 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     configure_logging(cfg.run_dir, worker_index)
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed),
-                       resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s)
+                       resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s,
+                       objectives=cfg.objective_set())
     seed, origin = sampler_seed(cfg, worker_index, len(study.get_trials(deepcopy=False)))
     if seed != cfg.seed or origin != "--seed":
         study.sampler = make_sampler(cfg.sampler, seed)
@@ -125,7 +126,9 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     if cfg.prescreen is not None:
         prescreen = make_prescreener(cfg.prescreen, cfg.prescreen_keep, space=space, data=data,
                                      num_classes=data.num_classes, max_macs=cfg.max_macs, count_cost=count_cost,
-                                     width_scale=proxy.width_scale, seed=cfg.seed)
+                                     width_scale=proxy.width_scale, seed=cfg.seed,
+                                     propose_options={"objectives": cfg.objective_set(), "latency": cfg.latency_meter(),
+                                                      "max_latency_ms": cfg.max_latency_ms})
     return Run(cfg, study, space, evaluator, data.num_classes, device, proxy, count_cost, prescreen)
 
 
