@@ -195,7 +195,8 @@ class LatencyMeter:
         except ValueError as exc:
             raise SearchError(str(exc).replace("latency device", "--latency-device", 1)
                               .replace("latency threads", "--latency-threads", 1)
-                              .replace("latency batch", "--latency-batch", 1)) from None
+                              .replace("latency batch", "--latency-batch", 1)
+                              .replace("use device='cpu'", "use --latency-device cpu")) from None
         self.mode = mode
         self.table_path = Path(table_path) if table_path is not None else latency_table_path()
         self._table: LatencyTable | None = None

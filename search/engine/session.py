@@ -28,7 +28,7 @@ from search.train.proxy import PRESETS, ProxyConfig
 from search.train.trainer import resolve_device
 from space.spaces import SearchSpace, get_space
 
-__all__ = ["Run", "check_max_macs", "check_max_macs_of", "open_run", "proxy_config", "proxy_name", "sampler_seed"]
+__all__ = ["Run", "check_max_latency_of", "check_max_macs", "check_max_macs_of", "open_run", "proxy_config", "proxy_name", "sampler_seed"]
 
 log = logging.getLogger("seesaw_nas.search")
 
@@ -110,6 +110,7 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
     if create:
         check_max_macs_of(cfg, space, data.num_classes)
+        check_max_latency_of(cfg, space, data.num_classes)
     if cfg.workers > 1 and device == "cpu":
         # several trial processes share the cores instead of over-subscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
@@ -147,4 +148,19 @@ def check_max_macs_of(cfg: SearchConfig, space: SearchSpace, num_classes: int) -
         raise SearchError(
             f"--max-macs {cfg.max_macs:,} is below the smallest network of space {cfg.space!r} "
             f"({macs:,} MACs at {space.input_size}x{space.input_size}); raise it above {macs:,}"
+        )
+
+
+def check_max_latency_of(cfg: SearchConfig, space: SearchSpace, num_classes: int) -> None:
+    """Refuse a --max-latency below the latency of the space's network with the fewest MACs
+    (timed on the run's target, as every trial is), before anything of the run is written."""
+    meter = cfg.latency_meter()
+    if cfg.max_latency_ms is None or meter is None:
+        return
+    smallest = space.spec_from_params(space.smallest_params())
+    ms = 1e3 * meter.seconds(smallest, num_classes, space.input_size)
+    if ms > cfg.max_latency_ms:
+        raise SearchError(
+            f"--max-latency {cfg.max_latency_ms:g}ms is below the latency of the smallest network of space "
+            f"{cfg.space!r} ({ms:.3g} ms on {meter.describe()}); raise it above {ms:.3g}ms"
         )
