@@ -254,11 +254,12 @@ class TrialSteps:
             self.finish(proposal, None)
             self.infeasible_in_a_row = self.infeasible_in_a_row + 1 if proposal.infeasible else 0
             if self.infeasible_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
-                limits = " or ".join(f for f, v in (("--max-macs", self.cfg.max_macs),
-                                                        ("--max-latency", self.cfg.max_latency_ms)) if v is not None)
+                given = [(f, v) for f, v in (("--max-macs", self.cfg.max_macs),
+                                             ("--max-latency", self.cfg.max_latency_ms)) if v is not None]
+                limits = " or ".join(f"{f} {v}{'ms' if f == '--max-latency' else ''}" for f, v in given)
                 raise SearchError(
                     f"{self.infeasible_in_a_row} samples in a row exceeded {limits}; raise "
-                    f"{limits} or use a smaller space (e.g. a lower width multiplier)"
+                    f"{' or '.join(f for f, _ in given)} or use a smaller space (e.g. a lower width multiplier)"
                 )
 
     def claim_training(self, proposal: Proposal) -> None:
