@@ -30,6 +30,7 @@ def run_space(
     name: str, n: int, seed: int, target: Any, table_path: Path, part_time: float, network_time: float, rotate_bytes: int,
     repeats: int,
     macs_too: bool = True,
+    rounds: int = 0,
 ) -> dict[str, Any]:
     import numpy
     from scipy.stats import spearmanr
@@ -67,8 +68,14 @@ def run_space(
         order = list(range(len(specs)))[::-1 if r % 2 else 1]
         for i in order:
             rows[i]["timings_s"].append(whole(specs[i]))
+    if rounds:  # round robin: every network timed a few calls per round, the rounds spread over the run
+        rows_rr = round_robin(specs, num_classes, space.input_size, target, rounds)
+        for row, calls in zip(rows, rows_rr):
+            row["timings_s"] = [statistics.median(c for r, c in calls if r % 2 == 0),
+                                statistics.median(c for r, c in calls if r % 2 == 1)]
+            row["rr_median_s"] = statistics.median(c for _, c in calls)
     for row in rows:
-        row["measured_s"] = statistics.median(row["timings_s"])
+        row["measured_s"] = row.get("rr_median_s") or statistics.median(row["timings_s"])
     elapsed = time.perf_counter() - t0
     # how far one whole-network timing lies from the median of its repeats: the noise floor
     spread = [statistics.median(abs(t - r["measured_s"]) / r["measured_s"] for t in r["timings_s"]) for r in rows]
@@ -91,7 +98,8 @@ def run_space(
         "p90_abs_rel_error": float(numpy.percentile(rel, 90)),
         "median_ratio": statistics.median(ratio),
         "repeats": repeats,
-        "timing_noise": statistics.median(spread) if repeats > 1 else None,
+        "timing_noise": statistics.median(spread) if repeats > 1 or rounds else None,
+        "round_robin": rounds,
         "spearman_macs": rho(macs, meas) if macs_too else None,
         "measured_ms": [min(meas) * 1e3, statistics.median(meas) * 1e3, max(meas) * 1e3],
         "table_entries": table.measurements,
@@ -99,6 +107,35 @@ def run_space(
         "seconds": elapsed,
         "rows": rows,
     }
+
+
+def round_robin(specs: list[Any], num_classes: int, input_size: int, target: Any, rounds: int,
+                calls_per_round: int = 3) -> list[list[tuple[int, float]]]:
+    """(round, seconds) of single forward passes of every network, network after network in each
+    of ``rounds`` rounds (one untimed call first, to bring its weights back into cache), on the
+    target's clock: a slow phase of a shared machine then hits every network alike."""
+    import torch
+
+    from blocks.latency import _on
+    from blocks.model import build_model
+
+    if target.device != "cpu":
+        raise SystemExit("--round-robin times CPU targets only")
+    clock = time.thread_time if target.clock == "thread" else time.perf_counter
+    models = [build_model(s, num_classes).eval() for s in specs]
+    x = torch.randn(target.batch, 3, input_size, input_size)
+    out: list[list[tuple[int, float]]] = [[] for _ in specs]
+    with _on(target):
+        for m in models:
+            m(x)
+        for r in range(rounds):
+            for i, m in enumerate(models):
+                m(x)
+                for _ in range(calls_per_round):
+                    t0 = clock()
+                    m(x)
+                    out[i].append((r, clock() - t0))
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -114,6 +151,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--network-time", type=float, default=0.5, help="seconds of timed calls per whole network")
     p.add_argument("--repeats", type=int, default=3,
                    help="timings of each whole network, in separate passes; the measured latency is their median")
+    p.add_argument("--round-robin", type=int, default=0, metavar="ROUNDS",
+                   help="time the whole networks round robin over ROUNDS rounds (median of single calls; the timing "
+                        "noise compares even with odd rounds) instead of --repeats blocked passes")
     p.add_argument("--rotate-bytes", type=int, default=0,
                    help="time each part over copies whose weights fill this many bytes, in turn (0: one copy, cache-hot)")
     p.add_argument("--table", default=None, help="table file (default: a fresh temporary one, so every part is timed in this run)")
@@ -135,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         table_path = Path(args.table) if args.table else Path(tmp) / "latency.json"
         results = [
             run_space(name, args.n, args.seed, target, table_path, args.part_time, args.network_time, args.rotate_bytes, args.repeats,
-                      macs_too=not args.smoke)
+                      macs_too=not args.smoke, rounds=args.round_robin)
             for name in args.spaces.split(",")
         ]
     summary = {

@@ -33,6 +33,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -46,8 +47,18 @@ from typing import Any, Iterator, Literal, NamedTuple
 import torch
 import torch.nn as nn
 from filelock import FileLock
-from torch.utils.benchmark import Timer
-from torch.utils.benchmark.utils.timer import timer as synchronizing_timer
+
+# torch.utils.benchmark imports torch.utils.cpp_extension, which logs "No CUDA runtime is found" on a
+# machine with a CUDA toolkit but no GPU: noise on every command (whose errors are one line), quieted
+# for this import only.
+_cpp_extension_log = logging.getLogger("torch.utils.cpp_extension")
+_level = _cpp_extension_log.level
+_cpp_extension_log.setLevel(logging.ERROR)
+try:
+    from torch.utils.benchmark import Timer
+    from torch.utils.benchmark.utils.timer import timer as synchronizing_timer
+finally:
+    _cpp_extension_log.setLevel(_level)
 
 from blocks.model import build_model
 from space.spec import ArchSpec

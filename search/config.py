@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
+from search.engine.objectives import DEFAULT_OBJECTIVES, LATENCY_MODES, LatencyMeter, Objectives
 from search.engine.zero_cost import ZERO_COST_PROXIES
 from search.errors import SearchError
 from search.train.data import DATASETS
@@ -37,6 +38,13 @@ class SearchConfig:
     val_size: int = 5000  # images held out of the training set for validation
     sampler: str = "tpe"
     max_macs: int | None = None  # hard constraint, in multiply-adds
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # two or three of search.engine.objectives.OBJECTIVES
+    max_latency_ms: float | None = None  # hard constraint, checked before training
+    latency: str = "lookup"  # lookup (per-part table) or exact (whole network timed)
+    latency_device: str = "cpu"  # cpu, cuda, cuda:N
+    latency_batch: int = 1
+    latency_threads: int = 1  # torch CPU threads while timing (ignored on CUDA)
+    plot_axes: tuple[str, ...] | None = None  # (x, y) of pareto.html/png; default: first cost vs accuracy
     seed: int = 0
     name: str = "seesaw"
     results_dir: str = "results"
@@ -68,13 +76,28 @@ class SearchConfig:
         return Path(self.results_dir) / self.name
 
     @property
+    def uses_latency(self) -> bool:
+        """Latency is measured only when it is an objective or constrained."""
+        return "latency" in self.objectives or self.max_latency_ms is not None
+
+    def objective_set(self) -> Objectives:
+        return Objectives.parse(self.objectives)
+
+    def latency_meter(self) -> LatencyMeter | None:
+        """The run's latency meter (None when latency is not used); SearchError for an absent device."""
+        if not self.uses_latency:
+            return None
+        return LatencyMeter(self.latency_device, self.latency_batch, self.latency_threads, self.latency)
+
+    @property
     def storage_url(self) -> str:
         """--storage, or the journal file in the run folder."""
         return self.storage or f"journal://{self.run_dir.resolve() / 'study.journal'}"
 
     def with_ladder_defaults(self, proxy_name: str) -> "SearchConfig":
         """``--rungs``/``--repeats`` resolved for the run's proxy preset (1 with --executor ray)."""
-        rungs, repeats = (1, 1) if self.executor == "ray" else LADDER_DEFAULTS.get(proxy_name, (1, 1))
+        off = self.executor == "ray" or "accuracy" not in self.objectives  # nothing to promote or repeat
+        rungs, repeats = (1, 1) if off else LADDER_DEFAULTS.get(proxy_name, (1, 1))
         return dataclasses.replace(self, rungs=self.rungs if self.rungs is not None else rungs,
                                    repeats=self.repeats if self.repeats is not None else repeats)
 
@@ -104,11 +127,36 @@ class SearchConfig:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
                 raise SearchError(f"--{name} must be a whole number >= {low}, got {v!r}")
+        if self.ladder and "accuracy" not in self.objectives:
+            raise SearchError(f"--rungs and --repeats above 1 train networks further for accuracy, which is not among "
+                              f"--objectives ({','.join(self.objectives)}); add it or pass --rungs 1 --repeats 1")
         if self.executor == "ray" and self.ladder:
             raise SearchError("--rungs and --repeats above 1 run with the local executor only; leave out --executor ray "
                               "or pass --rungs 1 --repeats 1")
         if self.pick not in PICKS:
             raise SearchError(f"unknown --pick {self.pick!r}; valid: {', '.join(PICKS)}")
+        objectives = self.objective_set()
+        if self.pick == "accuracy" and "accuracy" not in objectives:
+            raise SearchError(f"--pick accuracy needs accuracy among --objectives ({','.join(self.objectives)}); "
+                              "use --pick smallest or knee")
+        if self.plot_axes is not None:
+            axes = tuple(self.plot_axes)
+            if len(axes) != 2 or axes[0] == axes[1]:
+                raise SearchError(f"--plot-axes takes two different objectives like latency,accuracy, got {','.join(axes)!r}")
+            missing = [a for a in axes if a not in objectives]
+            if missing:
+                raise SearchError(f"--plot-axes names {missing[0]!r}, which is not an objective of this run "
+                                  f"({','.join(self.objectives)}); add it to --objectives or pick two of those")
+        if self.max_latency_ms is not None and not (isinstance(self.max_latency_ms, (int, float))
+                                                    and math.isfinite(self.max_latency_ms) and self.max_latency_ms > 0):
+            raise SearchError(f"--max-latency must be a positive time like 5ms, got {self.max_latency_ms!r}")
+        if self.latency not in LATENCY_MODES:
+            raise SearchError(f"unknown --latency {self.latency!r}; valid: {', '.join(LATENCY_MODES)}")
+        for name in ("latency_batch", "latency_threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SearchError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
+        self.latency_meter()  # refuses a latency device that is not there
         if self.prescreen is not None:
             if self.prescreen not in ZERO_COST_PROXIES:
                 raise SearchError(f"unknown --prescreen {self.prescreen!r}; valid: {', '.join(ZERO_COST_PROXIES)}")

@@ -33,7 +33,9 @@ from search.train.data import default_num_classes
 __all__ = ["RESUME_FIXED", "check_resume", "export_trial_of_run", "finalize", "run_search"]
 
 # Settings that define what a run searches: a resume with other values would mix two searches.
-RESUME_FIXED = ("space", "shared_block", "dataset")
+RESUME_FIXED = ("space", "shared_block", "dataset", "objectives")
+# ... and, when the run measures latency, where and how (one run's latencies must be comparable).
+RESUME_FIXED_LATENCY = ("latency", "latency_device", "latency_batch", "latency_threads")
 
 
 def run_search(cfg: SearchConfig) -> dict[str, Any]:
@@ -129,11 +131,16 @@ def check_resume(cfg: SearchConfig) -> None:
         first = json.loads(path.read_text()).get("launches", [{}])[0].get("config", {})
     except (ValueError, AttributeError, IndexError):
         return  # an unreadable run.json is rewritten; the study itself is the record
-    current = cfg.to_dict()
-    changed = [k for k in RESUME_FIXED if k in first and first[k] != current[k]]
+    current = json.loads(json.dumps(cfg.to_dict(), default=str))  # as run.json holds it (tuples -> lists)
+    fixed = RESUME_FIXED + (RESUME_FIXED_LATENCY if cfg.uses_latency else ())
+    if "objectives" not in first:  # a run from before --objectives optimised the default ones
+        first = {**first, "objectives": list(SearchConfig.objectives)}
+    changed = [k for k in fixed if k in first and first[k] != current[k]]
     if changed:
-        was = ", ".join(f"--{k.replace('_', '-')} {first[k]}" for k in changed)
-        now = ", ".join(f"--{k.replace('_', '-')} {current[k]}" for k in changed)
+        def shown(v: Any) -> Any:
+            return ",".join(map(str, v)) if isinstance(v, list) else v
+        was = ", ".join(f"--{k.replace('_', '-')} {shown(first[k])}" for k in changed)
+        now = ", ".join(f"--{k.replace('_', '-')} {shown(current[k])}" for k in changed)
         raise SearchError(f"--resume: run {cfg.name!r} was made with {was}, not {now}; resume it with the same "
                           "settings or start a new --name")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from search.config import EXECUTORS, PICKS, SearchConfig
+from search.engine.objectives import LATENCY_MODES, OBJECTIVES, parse_latency_ms
 from search.engine.study import SAMPLERS
 from search.engine.zero_cost import ZERO_COST_PROXIES
 from search.train.data import DATASETS
@@ -51,6 +52,19 @@ def macs_value(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
+def latency_ms_value(text: str) -> float:
+    """'5ms', '800us', '0.01s' -> milliseconds."""
+    try:
+        return parse_latency_ms(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """'accuracy,macs' -> ('accuracy', 'macs') (checked by SearchConfig.validate)."""
+    return tuple(part.strip() for part in text.split(","))
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -82,7 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-macs", type=macs_value, default=None, help="hard MACs limit (e.g. 100M), checked before training")
     s.add_argument("--no-references", dest="references", action="store_false",
                    help="skip the warm start (without it, the space's reference networks are trained first)")
-    s.add_argument("--pick", default="accuracy", choices=PICKS, help="which Pareto trial becomes best_block.yaml")
+    s.add_argument("--pick", default="accuracy", choices=PICKS,
+                   help="which Pareto trial becomes best_block.yaml (knee, smallest: on the cost axis of --plot-axes)")
+    s.add_argument("--objectives", type=name_list, default=("accuracy", "macs"), metavar="A,B[,C]",
+                   help=f"two or three of {', '.join(OBJECTIVES)} (default: accuracy,macs)")
+    s.add_argument("--max-latency", dest="max_latency_ms", type=latency_ms_value, default=None, metavar="TIME",
+                   help="hard latency limit (e.g. 5ms, 800us), checked before training")
+    s.add_argument("--latency", default="lookup", choices=LATENCY_MODES,
+                   help="lookup: sum of per-block times from a cached table; exact: time the whole network")
+    s.add_argument("--latency-device", default="cpu", help="where latency is measured: cpu, cuda, cuda:N")
+    s.add_argument("--latency-batch", type=positive_int, default=1, help="images per timed forward pass")
+    s.add_argument("--latency-threads", type=positive_int, default=1, help="torch CPU threads while timing (CPU only)")
+    s.add_argument("--plot-axes", type=name_list, default=None, metavar="X,Y",
+                   help="objectives on the axes of pareto.html/png, e.g. latency,accuracy (default: first cost vs accuracy)")
     s.add_argument("--prescreen", default=None, choices=list(ZERO_COST_PROXIES),
                    help="zero-cost pre-screen (off by default): trains the best candidate of each round")
     s.add_argument("--prescreen-keep", type=float, default=0.25, metavar="RATIO",

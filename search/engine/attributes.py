@@ -21,6 +21,9 @@ class ATTR:
     REFERENCE = "reference"
     PARAMS = "params_count"
     MACS = "macs"
+    LATENCY = "latency_ms"  # measured before training when latency is an objective or constrained (objectives.py)
+    LATENCY_TARGET = "latency_target"  # where and how: 'cpu: NAME, 1 thread, batch 1, thread clock, torch X'
+    LATENCY_MODE = "latency_mode"  # lookup (per-part table) or exact (whole network)
     STATUS = "status"  # one of STATUS
     FAILURE = "failure"
     DUPLICATE_OF = "duplicate_of"

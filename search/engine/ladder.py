@@ -239,7 +239,8 @@ def collect(main_trials: Sequence[FrozenTrial], job_trials: Sequence[FrozenTrial
             ) -> tuple[list[Result], set[JobKey], list[FrozenTrial]]:
     """(results, taken job keys, running jobs) of a run: rung 0 of repeat 0 from the main trials
     with a result, the rest from the jobs."""
-    results = [Result(t.number, 0, 0, t.values[0], t.values[1]) for t in main_trials
+    # by attribute, not by position: the study's objectives may be in any order (--objectives)
+    results = [Result(t.number, 0, 0, t.user_attrs[ATTR.VAL_ACC], float(t.user_attrs[ATTR.MACS])) for t in main_trials
                if t.state == TrialState.COMPLETE and t.user_attrs.get(ATTR.STATUS) == STATUS.OK]
     taken: set[JobKey] = set()
     running = []

@@ -96,6 +96,7 @@ class Prescreener:
     max_macs: int | None
     count_cost: Callable[..., Any]
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # canonical key -> member scores
+    propose_options: dict[str, Any] = field(default_factory=dict)  # objectives, latency, max_latency_ms for propose
 
     def __post_init__(self) -> None:
         get_proxy(self.name)
@@ -133,7 +134,7 @@ class Prescreener:
             if i == win:
                 continue
             proposal = propose(trial, self.space, num_classes=self.num_classes, max_macs=self.max_macs,
-                               count_cost=self.count_cost)
+                               count_cost=self.count_cost, **self.propose_options)
             if proposal.infeasible:
                 record(study, proposal, None)  # free, as without a pre-screen; the sampler learns the limit
             else:
@@ -161,6 +162,7 @@ def make_prescreener(
     count_cost: Callable[..., Any],
     width_scale: float,
     seed: int,
+    propose_options: dict[str, Any] | None = None,
 ) -> Prescreener:
     """The pre-screen of a run: scores the network the proxy trains (``width_scale`` applied) on a
     fixed batch of ``SCORE_IMAGES`` training images chosen by ``seed``."""
@@ -172,4 +174,5 @@ def make_prescreener(
             scored = scale_width(spec, width_scale)
         return score_spec([name], scored, num_classes, images, labels, seed=architecture_seed(spec.canonical_key(), seed))
 
-    return Prescreener(name, keep, scorer, space, num_classes, max_macs, count_cost)
+    return Prescreener(name, keep, scorer, space, num_classes, max_macs, count_cost,
+                       propose_options=dict(propose_options or {}))

@@ -29,8 +29,8 @@ from search.train.proxy import PRESETS, ProxyConfig
 from search.train.trainer import resolve_device
 from space.spaces import SearchSpace, get_space
 
-__all__ = ["Run", "check_max_macs", "check_max_macs_of", "open_run", "proxy_config", "proxy_name", "sampler_seed",
-           "worker_device"]
+__all__ = ["Run", "check_max_latency_of", "check_max_macs", "check_max_macs_of", "open_run", "proxy_config", "proxy_name",
+           "sampler_seed", "worker_device"]
 
 log = logging.getLogger("seesaw_nas.search")
 
@@ -125,12 +125,14 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     data = load_dataset(cfg.dataset, cfg.data_dir, device=device, val_size=cfg.val_size, seed=cfg.seed)
     if create:
         check_max_macs_of(cfg, space, data.num_classes)
+        check_max_latency_of(cfg, space, data.num_classes)
     if cfg.workers > 1 and device == "cpu":
         # several trial processes share the cores instead of over-subscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     configure_logging(cfg.run_dir, worker_index)
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed),
-                       resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s)
+                       resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s,
+                       objectives=cfg.objective_set())
     seed, origin = sampler_seed(cfg, worker_index, len(study.get_trials(deepcopy=False)))
     if seed != cfg.seed or origin != "--seed":
         study.sampler = make_sampler(cfg.sampler, seed)
@@ -140,7 +142,9 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     if cfg.prescreen is not None:
         prescreen = make_prescreener(cfg.prescreen, cfg.prescreen_keep, space=space, data=data,
                                      num_classes=data.num_classes, max_macs=cfg.max_macs, count_cost=count_cost,
-                                     width_scale=proxy.width_scale, seed=cfg.seed)
+                                     width_scale=proxy.width_scale, seed=cfg.seed,
+                                     propose_options={"objectives": cfg.objective_set(), "latency": cfg.latency_meter(),
+                                                      "max_latency_ms": cfg.max_latency_ms})
     ladder = Ladder(study, cfg, epochs0=proxy.epochs) if cfg.ladder else None
     return Run(cfg, study, space, evaluator, data.num_classes, device, proxy, count_cost, prescreen, ladder)
 
@@ -160,4 +164,19 @@ def check_max_macs_of(cfg: SearchConfig, space: SearchSpace, num_classes: int) -
         raise SearchError(
             f"--max-macs {cfg.max_macs:,} is below the smallest network of space {cfg.space!r} "
             f"({macs:,} MACs at {space.input_size}x{space.input_size}); raise it above {macs:,}"
+        )
+
+
+def check_max_latency_of(cfg: SearchConfig, space: SearchSpace, num_classes: int) -> None:
+    """Refuse a --max-latency below the latency of the space's network with the fewest MACs
+    (timed on the run's target, as every trial is), before anything of the run is written."""
+    meter = cfg.latency_meter()
+    if cfg.max_latency_ms is None or meter is None:
+        return
+    smallest = space.spec_from_params(space.smallest_params())
+    ms = 1e3 * meter.seconds(smallest, num_classes, space.input_size)
+    if ms > cfg.max_latency_ms:
+        raise SearchError(
+            f"--max-latency {cfg.max_latency_ms:g}ms is below the latency of the smallest network of space "
+            f"{cfg.space!r} ({ms:.3g} ms on {meter.describe()}); raise it above {ms:.3g}ms"
         )

@@ -1,7 +1,8 @@
 """The Optuna study that records a search: storage, sampler, warm start, budget and recovery.
 
 The study on disk is the record of a run: resume, plots, the Pareto front and export all read it,
-whichever executor ran the trials. Objectives: (validation accuracy: maximise, MACs: minimise).
+whichever executor ran the trials. Objectives: ``--objectives`` (``search.engine.objectives``; by
+default validation accuracy: maximise, MACs: minimise), stored as the study's metric names.
 What a trial records and what counts towards ``--budget``: ``search.engine.attributes``.
 """
 
@@ -20,9 +21,11 @@ from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from search.engine.attributes import ATTR, STATUS, counted
+from search.engine.objectives import DEFAULT_OBJECTIVES, Objectives
 from search.engine.journal import JournalError, check_journal, journal_backend
 from search.engine.outcome import finish, recorded_outcome
 from search.engine.rdb import RetryingRDBStorage
+from search.errors import SearchError
 from search.files import file_lock
 
 # We use group-decomposed TPE and metric names on purpose; their "experimental" notes are noise.
@@ -30,8 +33,8 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 # Our workers beat from their own thread (search.engine.heartbeat), which Optuna's ask cannot see.
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
-DIRECTIONS = ("maximize", "minimize")
-OBJECTIVE_NAMES = ("val_acc", "macs")
+DIRECTIONS = tuple(Objectives.parse(DEFAULT_OBJECTIVES).directions)  # of the default objectives
+OBJECTIVE_NAMES = tuple(Objectives.parse(DEFAULT_OBJECTIVES).metric_names)
 SAMPLERS = ("tpe", "nsga2", "random", "gp", "qmc")
 DEFAULT_HEARTBEAT_GRACE_S = 60.0  # --heartbeat-grace
 HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (tests run "hosts" on one machine)
@@ -131,8 +134,12 @@ def open_storage(url: str, heartbeat_grace_s: float | None = None, *,
 
 
 def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool,
-               heartbeat_grace_s: float | None = None) -> optuna.Study:
-    """Create the study, or load it when ``resume`` (or when joining workers) and it exists."""
+               heartbeat_grace_s: float | None = None, objectives: Objectives | None = None) -> optuna.Study:
+    """Create the study, or load it when ``resume`` (or when joining workers) and it exists.
+
+    ``objectives`` (default: accuracy, macs) become the study's directions and metric names; an
+    existing study made with other objectives is refused."""
+    objectives = objectives or Objectives.parse(DEFAULT_OBJECTIVES)
     storage = open_storage(storage_url, heartbeat_grace_s)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if exists and not resume:
@@ -141,12 +148,20 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
         raise StudyError(f"--resume: no study named {study_name!r} in {redact_url(storage_url)}; leave out --resume to start it")
     if exists:  # load_study writes nothing (create_study(load_if_exists=True) appends a record each time)
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+        try:
+            existing = Objectives.of_study(study)
+        except SearchError as exc:
+            raise StudyError(str(exc)) from None
+        if len(study.directions) != len(existing) or existing.names != objectives.names:
+            raise StudyError(f"study {study_name!r} optimises {','.join(existing.names)}, not "
+                             f"{','.join(objectives.names)}; resume it with --objectives {','.join(existing.names)} "
+                             "or start a new --name")
     else:
         study = optuna.create_study(
-            storage=storage, study_name=study_name, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
+            storage=storage, study_name=study_name, sampler=sampler, directions=objectives.directions, load_if_exists=True
         )
-    if study.metric_names != list(OBJECTIVE_NAMES):
-        study.set_metric_names(list(OBJECTIVE_NAMES))
+    if study.metric_names != objectives.metric_names:
+        study.set_metric_names(objectives.metric_names)
     return study
 
 

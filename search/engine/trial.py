@@ -1,8 +1,8 @@
 """The one trial step every executor runs: ask -> claim -> propose -> evaluate -> record.
 
-- ``propose`` (sample, count, constrain, de-duplicate) is cheap and runs on the process that owns
-  the study; a sample over ``--max-macs`` or already evaluated (same canonical key) costs no
-  training and is recorded at once.
+- ``propose`` (sample, count, time when latency is used, constrain, de-duplicate) is cheap and runs
+  on the process that owns the study; a sample over ``--max-macs`` or ``--max-latency`` or already
+  evaluated (same canonical key) costs no training and is recorded at once.
 - the evaluation (``search.train.evaluator.ProxyEvaluator``) is the expensive part, which any
   executor may run elsewhere: only the spec (a plain dict) and the ``Evaluation`` travel.
 - ``record`` writes the outcome to the study; ``requeue`` (``search.engine.study``) re-runs a trial
@@ -32,6 +32,7 @@ from search.errors import SearchError
 from search.engine.attributes import ATTR, STATUS, TRAINED_STATUSES, counted, metric, trial_status
 from search.engine.heartbeat import Heartbeat, budget_lock, recover_stale
 from search.engine.ladder import Job, Ladder, checkpoint_path
+from search.engine.objectives import DEFAULT_OBJECTIVES, LatencyMeter, Objectives
 from search.engine.outcome import finish, make_outcome
 from search.engine.study import claim, requeue
 from search.train.evaluator import Evaluation
@@ -69,10 +70,16 @@ class Proposal:
     def train_kwargs(self) -> dict[str, Any]:
         """Evaluator keywords beyond the spec and seed (none unless a checkpoint is kept)."""
         return {"save_to": self.save_to} if self.save_to is not None else {}
+    latency_ms: float | None = None  # measured when latency is an objective or constrained
+    objectives: Objectives = Objectives.parse(DEFAULT_OBJECTIVES)
 
     @property
     def cost(self) -> Cost:
         return Cost(self.params, self.macs)
+
+    def values(self, val_acc: float) -> list[float]:
+        """The trial's objective values with accuracy ``val_acc``, in the study's order."""
+        return self.objectives.values_of(val_acc=val_acc, params=self.params, macs=self.macs, latency_ms=self.latency_ms)
 
     @property
     def needs_training(self) -> bool:
@@ -86,8 +93,12 @@ def propose(
     num_classes: int,
     max_macs: int | None,
     count_cost: Callable[[ArchSpec, int, int], Any],
+    objectives: Objectives | None = None,
+    latency: LatencyMeter | None = None,
+    max_latency_ms: float | None = None,
 ) -> Proposal:
-    """Sample the trial's spec, record its cost and constraint, and look for an earlier twin."""
+    """Sample the trial's spec, record its cost (and latency, with a ``latency`` meter: at the
+    exported network's size and input resolution) and constraints, and look for an earlier twin."""
     spec = space.sample(trial)
     key = spec.canonical_key()
     cost = count_cost(spec, num_classes, space.input_size)
@@ -99,9 +110,19 @@ def propose(
     if max_macs is not None:
         # Optuna 5: feasible iff <= 0; the samplers learn to stay under the budget.
         trial.set_constraint("max_macs", float(cost.macs - max_macs))
+    latency_ms = None
+    if latency is not None:
+        timed = latency(spec, num_classes, space.input_size)
+        for name, value in timed.items():
+            trial.set_user_attr(name, value)
+        latency_ms = timed[ATTR.LATENCY]
+        if max_latency_ms is not None:
+            trial.set_constraint("max_latency", float(latency_ms - max_latency_ms))
     reference = trial.user_attrs.get(ATTR.REFERENCE)
-    proposal = Proposal(trial, spec, key, cost.params, cost.macs, reference=reference)
-    proposal.infeasible = max_macs is not None and cost.macs > max_macs
+    proposal = Proposal(trial, spec, key, cost.params, cost.macs, reference=reference, latency_ms=latency_ms,
+                        objectives=objectives or Objectives.parse(DEFAULT_OBJECTIVES))
+    proposal.infeasible = ((max_macs is not None and cost.macs > max_macs)
+                           or (max_latency_ms is not None and latency_ms is not None and latency_ms > max_latency_ms))
     if not proposal.infeasible:
         proposal.duplicate_of = find_evaluated(trial.study, key, exclude=trial.number)
     return proposal
@@ -129,7 +150,7 @@ def record(study: optuna.Study, proposal: Proposal, evaluation: Evaluation | Non
 def trial_outcome(proposal: Proposal, evaluation: Evaluation | None) -> dict[str, Any]:
     """What ``record`` writes: the status and attributes of the trial, and its values or a failure."""
     if proposal.infeasible:
-        return make_outcome({ATTR.STATUS: STATUS.INFEASIBLE}, [0.0, float(proposal.macs)])
+        return make_outcome({ATTR.STATUS: STATUS.INFEASIBLE}, proposal.values(0.0))
     if proposal.duplicate_of is not None:
         twin = proposal.duplicate_of
         attrs: dict[str, Any] = {k: v for k, v in twin.user_attrs.items() if k.startswith(ATTR.METRIC_PREFIX)}
@@ -144,7 +165,7 @@ def trial_outcome(proposal: Proposal, evaluation: Evaluation | None) -> dict[str
     if evaluation.status != STATUS.OK:
         attrs[ATTR.FAILURE] = evaluation.failure or evaluation.status
         return make_outcome(attrs, None)
-    return make_outcome(attrs, [float(evaluation.val_acc), float(proposal.macs)])
+    return make_outcome(attrs, proposal.values(float(evaluation.val_acc)))
 
 
 def describe_trial(t: FrozenTrial) -> str:
@@ -156,6 +177,7 @@ def describe_trial(t: FrozenTrial) -> str:
         trial_status(t),
         f"macs={a.get(ATTR.MACS, 0) / 1e6:.1f}M",
         f"params={a.get(ATTR.PARAMS, 0) / 1e6:.2f}M",
+        f"latency={a[ATTR.LATENCY]:.3f}ms" if ATTR.LATENCY in a else "",
         f"val_acc={acc:.4f}" if isinstance(acc, float) else "",
         f"time={a[ATTR.TRAIN_TIME]:.1f}s" if ATTR.TRAIN_TIME in a else "",
         f"ref={a[ATTR.REFERENCE]}" if ATTR.REFERENCE in a else "",
@@ -195,6 +217,7 @@ class TrialSteps:
         after_trial: Callable[[FrozenTrial], None] | None = None,
         wait_for_twins: bool = True,
         ladder: Ladder | None = None,
+        latency: LatencyMeter | None = None,
     ) -> None:
         self.study, self.cfg, self.space = study, cfg, space
         self.num_classes, self.count_cost = num_classes, count_cost
@@ -203,6 +226,8 @@ class TrialSteps:
         self.wait_for_twins = wait_for_twins
         self.heartbeat = Heartbeat(study, cfg.heartbeat_grace_s)
         self.ladder = ladder
+        self.objectives = cfg.objective_set()
+        self.latency = latency if latency is not None else cfg.latency_meter()
 
     def next(self) -> Proposal | Job | None:
         """The next proposal (or, with a ladder, promotion or repeat ``Job``: taken first when one is
@@ -241,7 +266,8 @@ class TrialSteps:
                 continue
             try:
                 proposal = propose(trial, self.space, num_classes=self.num_classes, max_macs=self.cfg.max_macs,
-                                   count_cost=self.count_cost)
+                                   count_cost=self.count_cost, objectives=self.objectives, latency=self.latency,
+                                   max_latency_ms=self.cfg.max_latency_ms)
                 if proposal.needs_training:
                     self.claim_training(proposal)
             except KeyboardInterrupt:  # interrupted while sampling: an enqueued architecture runs again
@@ -257,9 +283,12 @@ class TrialSteps:
             self.finish(proposal, None)
             self.infeasible_in_a_row = self.infeasible_in_a_row + 1 if proposal.infeasible else 0
             if self.infeasible_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
+                given = [(f, v) for f, v in (("--max-macs", self.cfg.max_macs),
+                                             ("--max-latency", self.cfg.max_latency_ms)) if v is not None]
+                limits = " or ".join(f"{f} {v}{'ms' if f == '--max-latency' else ''}" for f, v in given)
                 raise SearchError(
-                    f"{self.infeasible_in_a_row} samples in a row exceeded --max-macs {self.cfg.max_macs}; raise "
-                    "--max-macs or use a smaller space (e.g. a lower width multiplier)"
+                    f"{self.infeasible_in_a_row} samples in a row exceeded {limits}; raise "
+                    f"{' or '.join(f for f, _ in given)} or use a smaller space (e.g. a lower width multiplier)"
                 )
 
     def claim_training(self, proposal: Proposal) -> None:

@@ -5,8 +5,8 @@ cluster (several small trials per GPU), over the run's own Optuna study.
     python launch_search.py --executor ray --ray-address HEAD_IP:6379 --storage postgresql://...
 
 A trial is the same step as with the local executor (``search.engine.trial.TrialSteps``): the
-driver's ``next`` asks the study and proposes (sample, count MACs, ``--max-macs``, de-duplicate), a
-Ray worker trains the spec with ``ProxyEvaluator``, and the driver's ``finish`` records it. Only the spec (a
+driver's ``next`` asks the study and proposes (sample, count MACs, time latency when used,
+``--max-macs``/``--max-latency``, de-duplicate), a Ray worker trains the spec with ``ProxyEvaluator``, and the driver's ``finish`` records it. Only the spec (a
 plain dict) and the outcome cross process boundaries. The study on disk stays the record of the
 run, so resume, plots, the Pareto front and export work unchanged.
 
@@ -96,7 +96,7 @@ def check_ray_config(cfg: SearchConfig) -> None:
     """Refuse settings the Ray executor cannot honour, before anything starts."""
     if cfg.scheduler is not None:
         raise SearchError(
-            f"--scheduler {cfg.scheduler!r} is refused: the search has two objectives (val_acc, macs) and Ray Tune "
+            f"--scheduler {cfg.scheduler!r} is refused: the search has two objectives or more ({','.join(cfg.objectives)}) and Ray Tune "
             "schedulers such as ASHA stop trials on one metric and record early-stopped trials as complete; "
             "leave --scheduler out (shorten trials with --epochs instead)"
         )

@@ -20,6 +20,7 @@ from search.provenance import git_commit, package_versions
 TRIAL_COLUMNS = (
     "number", "state", "status", "reference", "canonical_key", "params", "macs", "val_acc",
     "val_loss", "train_time_s", "images_per_s", "duplicate_of", "failure", "prescreen_score",
+    "latency_ms", "latency_target", "latency_mode",
 )
 
 
@@ -56,6 +57,9 @@ def trial_row(t: FrozenTrial) -> dict[str, Any]:
         "duplicate_of": a.get(ATTR.DUPLICATE_OF, ""),
         "failure": a.get(ATTR.FAILURE, ""),
         "prescreen_score": a.get(ATTR.PRESCREEN_SCORE, ""),
+        "latency_ms": a.get(ATTR.LATENCY, ""),
+        "latency_target": a.get(ATTR.LATENCY_TARGET, ""),
+        "latency_mode": a.get(ATTR.LATENCY_MODE, ""),
     }
 
 

@@ -1,5 +1,9 @@
 """The Pareto plot: every trained trial, the discovered front, and the references as labelled points.
 
+On two of the run's objectives (``--plot-axes X,Y``; by default the first cost against accuracy,
+MACs against accuracy in the default run): ``pareto.html``/``.png``; a three-objective run also
+draws every pair as ``pareto_X_Y.html``/``.png``, each with the 2-D front of that pair.
+
 Data extraction (``pareto_plot_data``, a NamedTuple, tested) is kept apart from rendering, as in
 ``optuna.visualization``: plotly draws the interactive pages (``pareto.html``,
 ``hypervolume.html``, sharing one ``plotly.min.js`` beside them, offline-safe), and matplotlib
@@ -15,17 +19,25 @@ from typing import NamedTuple, Sequence
 import optuna
 
 from search.engine.attributes import ATTR
+from search.engine.objectives import OBJECTIVES, Objectives
 from search.files import atomic_path, write_atomic
-from search.results.pareto import feasible_trials, front_trials
+from search.results.pareto import feasible_trials, front_trials, pair_front
 
 
 class ParetoPlotData(NamedTuple):
-    trials: list[tuple[int, float, float]]  # (number, macs in M, val acc in %)
+    trials: list[tuple[int, float, float]]  # (number, x, y) as shown: by default (MACs in M, val acc in %)
     front: list[tuple[int, float, float]]
-    references: list[tuple[str, float, float]]  # (name, macs in M, val acc in %)
-    max_macs_m: float | None
+    references: list[tuple[str, float, float]]  # (name, x, y)
+    max_macs_m: float | None  # the limit on the x axis (--max-macs in M by default), drawn as a line
+    x_title: str = OBJECTIVES["macs"].title
+    y_title: str = OBJECTIVES["accuracy"].title
+    x_hover: str = OBJECTIVES["macs"].hover.replace("V", "x")
+    y_hover: str = OBJECTIVES["accuracy"].hover.replace("V", "y")
+    x_limit_label: str = "--max-macs"
+    y_limit: float | None = None  # a limit on the y axis (a cost on y), drawn as a line
+    y_limit_label: str = ""
     # with --rungs/--repeats (search/results/rung_view.py), by label ("trial N" or a reference's name):
-    errors: dict[str, float] = {}  # half-width of the 95% CI of the mean, in points of %
+    errors: dict[str, float] = {}  # half-width of the 95% CI of the mean accuracy, in points of % (y axis)
     rungs: dict[str, int] = {}  # the rung each point was measured at
 
 
@@ -33,26 +45,43 @@ def point_label(number: int) -> str:
     return f"trial {number}"
 
 
-def pareto_plot_data(study: optuna.Study, max_macs: int | None = None) -> ParetoPlotData:
+def pareto_plot_data(study: optuna.Study, max_macs: int | None = None, *, axes: tuple[str, str] | None = None,
+                     max_latency_ms: float | None = None) -> ParetoPlotData:
+    """What the plot of objectives ``axes`` (x, y; default: the run's first cost against accuracy)
+    draws: the trained trials, the front of that pair, the references, the limits on its axes."""
+    objectives = Objectives.of_study(study)
+    x, y = axes or objectives.axes()
+    ox, oy = OBJECTIVES[x], OBJECTIVES[y]
+
     def point(t: optuna.trial.FrozenTrial) -> tuple[int, float, float]:
-        return (t.number, t.values[1] / 1e6, 100.0 * t.values[0])
+        return (t.number, ox.shown(objectives.value(t, x)), oy.shown(objectives.value(t, y)))
 
     trials = feasible_trials(study)
-    refs = [(t.user_attrs[ATTR.REFERENCE], t.values[1] / 1e6, 100.0 * t.values[0])
-            for t in trials if t.user_attrs.get(ATTR.REFERENCE)]
+    refs = [(t.user_attrs[ATTR.REFERENCE], *point(t)[1:]) for t in trials if t.user_attrs.get(ATTR.REFERENCE)]
     errors, rungs = {}, {}
     for t in trials:
         a = t.user_attrs
         for label in (point_label(t.number), *([a[ATTR.REFERENCE]] if a.get(ATTR.REFERENCE) else [])):
-            if a.get(ATTR.ACC_CI95) is not None:
+            if y == "accuracy" and a.get(ATTR.ACC_CI95) is not None:  # bars are drawn on the y axis
                 errors[label] = 100.0 * a[ATTR.ACC_CI95]
             if ATTR.RUNG_REACHED in a:
                 rungs[label] = a[ATTR.RUNG_REACHED]
+    if len(objectives) == 2 and {x, y} == set(objectives.names):
+        front = front_trials(study, max_macs)  # Optuna's front of the run: the same pair
+    else:
+        front = pair_front([t for t in front_trials(study, max_macs)], objectives, x, y)
+    limits = {"macs": (max_macs, "--max-macs"), "latency": (max_latency_ms, "--max-latency")}
+    x_limit, x_label = limits.get(x, (None, ""))
+    y_limit, y_label = limits.get(y, (None, ""))
     return ParetoPlotData(
         trials=[point(t) for t in trials],
-        front=[point(t) for t in front_trials(study, max_macs)],
+        front=[point(t) for t in front],
         references=refs,
-        max_macs_m=None if max_macs is None else max_macs / 1e6,
+        max_macs_m=None if x_limit is None else ox.shown(x_limit),
+        x_title=ox.title, y_title=oy.title,
+        x_hover=ox.hover.replace("V", "x"), y_hover=oy.hover.replace("V", "y"),
+        x_limit_label=x_label or "--max-macs",
+        y_limit=None if y_limit is None else oy.shown(y_limit), y_limit_label=y_label,
         errors=errors,
         rungs=rungs,
     )
@@ -93,7 +122,7 @@ class PlotLayout(NamedTuple):
 
 def plot_layout(data: ParetoPlotData) -> PlotLayout:
     xs = [p[1] for p in data.trials] + ([data.max_macs_m] if data.max_macs_m is not None else [])
-    ys = [p[2] for p in data.trials]
+    ys = [p[2] for p in data.trials] + ([data.y_limit] if data.y_limit is not None else [])
     x_span = (max(xs) - min(xs)) if xs else 1.0
     y_span = (max(ys) - min(ys)) if ys else 1.0
     x_range = y_range = None
@@ -124,12 +153,12 @@ def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.
     labels = [point_label(p[0]) for p in data.trials]
     fig.add_scatter(x=[p[1] for p in data.trials], y=[p[2] for p in data.trials], mode="markers",
                     name="trials", marker=dict(color="lightgray", size=sizes(labels, 7)), error_y=bars(labels),
-                    text=[hover_text(data, k) for k in labels], hovertemplate="%{text}<br>%{x:.1f}M MACs<br>%{y:.2f}%")
+                    text=[hover_text(data, k) for k in labels], hovertemplate=f"%{{text}}<br>{data.x_hover}<br>{data.y_hover}")
     labels = [point_label(p[0]) for p in data.front]
     fig.add_scatter(x=[p[1] for p in data.front], y=[p[2] for p in data.front], mode="lines+markers",
                     name="Pareto front", line=dict(shape="hv", color="royalblue"), marker=dict(size=sizes(labels, 9)),
                     error_y=bars(labels),
-                    text=[hover_text(data, k) for k in labels], hovertemplate="%{text}<br>%{x:.1f}M MACs<br>%{y:.2f}%")
+                    text=[hover_text(data, k) for k in labels], hovertemplate=f"%{{text}}<br>{data.x_hover}<br>{data.y_hover}")
     layout = plot_layout(data)
     if layout.references:
         refs = layout.references
@@ -140,9 +169,11 @@ def render_pareto(data: ParetoPlotData, title: str):  # -> plotly.graph_objects.
     if layout.x_range:  # room for the labels of the outermost points, which plotly would cut off
         fig.update_xaxes(range=list(layout.x_range))
     if data.max_macs_m is not None:
-        fig.add_vline(x=data.max_macs_m, line_dash="dash", line_color="gray", annotation_text="--max-macs")
-    fig.update_layout(title=title, xaxis_title="MACs (millions, 32x32 input)",
-                      yaxis_title="proxy validation accuracy (%)", template="plotly_white", width=900, height=600)
+        fig.add_vline(x=data.max_macs_m, line_dash="dash", line_color="gray", annotation_text=data.x_limit_label)
+    if data.y_limit is not None:
+        fig.add_hline(y=data.y_limit, line_dash="dash", line_color="gray", annotation_text=data.y_limit_label)
+    fig.update_layout(title=title, xaxis_title=data.x_title,
+                      yaxis_title=data.y_title, template="plotly_white", width=900, height=600)
     return fig
 
 
@@ -189,10 +220,12 @@ def render_pareto_png(data: ParetoPlotData, title: str):  # -> matplotlib.figure
     if layout.y_range:
         ax.set_ylim(*layout.y_range)
     if data.max_macs_m is not None:
-        ax.axvline(data.max_macs_m, linestyle="--", color="gray", label="--max-macs")
+        ax.axvline(data.max_macs_m, linestyle="--", color="gray", label=data.x_limit_label)
+    if data.y_limit is not None:
+        ax.axhline(data.y_limit, linestyle="--", color="gray", label=data.y_limit_label)
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel("MACs (millions, 32x32 input)")
-    ax.set_ylabel("proxy validation accuracy (%)")
+    ax.set_xlabel(data.x_title)
+    ax.set_ylabel(data.y_title)
     ax.grid(True, color="#eeeeee")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -224,29 +257,38 @@ def write_page(fig, path: Path) -> list[Path]:  # fig: plotly.graph_objects.Figu
     return [path, bundle]
 
 
-def write_pareto_plot(study: optuna.Study, run_dir: Path, title: str, max_macs: int | None = None) -> list[Path]:
-    """pareto.html (plotly, with plotly.min.js beside it) and pareto.png (matplotlib). Returns the files."""
-    data = pareto_plot_data(study, max_macs)
-    written = write_page(render_pareto(data, title), run_dir / "pareto.html")
-    written.append(write_png(render_pareto_png(data, title), run_dir / "pareto.png"))
-    return written
+def write_pareto_plot(study: optuna.Study, run_dir: Path, title: str, max_macs: int | None = None, *,
+                      axes: tuple[str, str] | None = None, max_latency_ms: float | None = None) -> list[Path]:
+    """pareto.html (plotly, with plotly.min.js beside it) and pareto.png (matplotlib) on ``axes``;
+    with three objectives also pareto_X_Y.html/.png for every pair. Returns the files."""
+    objectives = Objectives.of_study(study)
+    plots = [("pareto", tuple(axes or objectives.axes()))]
+    if len(objectives) > 2:
+        plots += [(f"pareto_{x}_{y}", (x, y)) for x, y in objectives.pairs()]
+    written: list[Path] = []
+    for stem, pair in plots:
+        data = pareto_plot_data(study, max_macs, axes=pair, max_latency_ms=max_latency_ms)
+        written += write_page(render_pareto(data, title), run_dir / f"{stem}.html")
+        written.append(write_png(render_pareto_png(data, title), run_dir / f"{stem}.png"))
+    return list(dict.fromkeys(written))
 
 
-def write_hypervolume_plot(history: Sequence[tuple[int, float]], path: Path) -> list[Path]:
+def write_hypervolume_plot(history: Sequence[tuple[int, float]], path: Path, *, title: str = HYPERVOLUME_TITLE,
+                           axis: str = HYPERVOLUME_AXIS) -> list[Path]:
     """``path`` (an .html page) and the same plot as a .png beside it. Returns the files."""
     import plotly.graph_objects as go  # optional heavy dependency: only when drawing
 
     fig = go.Figure(go.Scatter(x=[h[0] for h in history], y=[h[1] for h in history], mode="lines+markers"))
-    fig.update_layout(title=HYPERVOLUME_TITLE, xaxis_title="trial",
-                      yaxis_title=HYPERVOLUME_AXIS, template="plotly_white")
+    fig.update_layout(title=title, xaxis_title="trial",
+                      yaxis_title=axis, template="plotly_white")
     written = write_page(fig, path)
     png = _pyplot_free_figure(7, 4.5)
     ax = png.add_subplot()
     ax.plot([h[0] for h in history], [h[1] for h in history], marker="o", color="royalblue")
-    ax.set_title(HYPERVOLUME_TITLE, fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.set_xlabel("trial")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel(HYPERVOLUME_AXIS)
+    ax.set_ylabel(axis)
     ax.grid(True, color="#eeeeee")
     png.tight_layout()
     written.append(write_png(png, Path(path).with_suffix(".png")))

@@ -29,6 +29,7 @@ from search.config import SearchConfig
 from search.engine.attributes import ATTR, STATUS
 from search.engine.study import finished_count
 from search.engine.trial import describe_trial
+from search.engine.objectives import Objectives
 from search.results.pareto import feasible_trials, front_trials
 from search.train.trainer import EpochStats
 
@@ -203,7 +204,8 @@ class TrialProgress:
         self.last_redraw = now
         self.bar.n = self._finished()
         trials = feasible_trials(self.study, self.cfg.max_macs)
-        best = max((t.values[0] for t in trials), default=None)
+        objectives = Objectives.of_study(self.study)
+        best = max((objectives.value(t, "accuracy") for t in trials), default=None) if "accuracy" in objectives else None
         parts = [f"best {'-' if best is None else f'{100 * best:.2f}%'}, front {len(front_trials(self.study, self.cfg.max_macs))}"]
         parts += [describe_running(e) for _, e in sorted(self.running.items())]
         parts.append(f"run ETA {format_duration(self.run_eta_s())}")

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from search.config import SearchConfig
 from search.engine.attributes import ATTR, STATUS
 from search.engine.ladder import collect, network_values, open_jobs_study, repeat_seed
-from search.engine.study import DIRECTIONS, OBJECTIVE_NAMES
+from search.engine.objectives import Objectives
 from search.results.confidence import Network, estimate, reference_claims
 
 __all__ = ["ladder_columns", "network_claims", "rung_view"]
@@ -45,10 +45,12 @@ def rung_view(study: optuna.Study, cfg: SearchConfig) -> optuna.Study:
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created in memory" line on the console
     try:
-        view = optuna.create_study(directions=list(DIRECTIONS), study_name=study.study_name)
+        objectives = Objectives.of_study(study)
+        view = optuna.create_study(directions=objectives.directions, study_name=study.study_name)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    view.set_metric_names(list(OBJECTIVE_NAMES))
+    view.set_metric_names(objectives.metric_names)
+    accuracy = objectives.index("accuracy")  # a run with a ladder has accuracy among its objectives
     for t in trials:
         t = copy.deepcopy(t)
         value = values.get(t.number)
@@ -62,7 +64,7 @@ def rung_view(study: optuna.Study, cfg: SearchConfig) -> optuna.Study:
             attrs.update({f"{ATTR.ACC_RUNG}{r}": per_rung[(t.number, r)] for r in range(value.rung + 1)
                           if (t.number, r) in per_rung})
             t.user_attrs = {**t.user_attrs, **attrs}
-            t.values = [est.mean, t.values[1]]
+            t.values = [est.mean if i == accuracy else v for i, v in enumerate(t.values)]
         view.add_trial(t)
     return view
 
@@ -75,7 +77,7 @@ def network_claims(view: optuna.Study) -> list[str]:
         a = t.user_attrs
         if a.get(ATTR.STATUS) != STATUS.OK or ATTR.ACC_SEEDS not in a:
             continue
-        networks.append(Network(t.number, a.get(ATTR.REFERENCE), float(t.values[1]), estimate(a[ATTR.ACC_SEEDS]),
+        networks.append(Network(t.number, a.get(ATTR.REFERENCE), float(a[ATTR.MACS]), estimate(a[ATTR.ACC_SEEDS]),
                                 a[ATTR.RUNG_REACHED]))
     return reference_claims(networks)
 
