@@ -112,6 +112,29 @@ def test_repeats_write_mean_and_std_and_the_summary_says_who_dominates_each_refe
     assert best["metrics"]["seeds"][0] == 0 and len(best["metrics"]["seeds"]) == len(best["metrics"]["val_acc_seeds"])
 
 
+def test_repeats_with_accuracy_second_among_the_objectives_read_the_mean_at_its_place(tmp_path, capsys):
+    """--objectives puts accuracy anywhere: the rung view replaces that value by the mean over seeds."""
+    code = launch_search.main([*FAST, "--budget", "5", "--repeats", "2", "--objectives", "params,accuracy",
+                               "--pick", "accuracy", "--name", "o", "--results-dir", str(tmp_path)])
+    capsys.readouterr()
+    assert code == 0
+    main, jobs = studies(tmp_path / "o", "o")
+    table = rows(tmp_path / "o")
+    repeated = {j.user_attrs[ATTR.PARENT]: j.values[0] for j in jobs if j.state == TrialState.COMPLETE}
+    assert repeated
+    for number, acc in repeated.items():
+        trial = next(t for t in main if t.number == number)
+        assert abs(float(table[number]["acc_mean"]) - (trial.values[1] + acc) / 2) < 1e-12
+
+
+def test_repeats_without_accuracy_among_the_objectives_are_refused_in_one_line(tmp_path, capsys):
+    code = launch_search.main([*FAST, "--budget", "3", "--repeats", "2", "--objectives", "macs,params",
+                               "--pick", "smallest", "--name", "n", "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "accuracy, which is not among --objectives" in err and err.count("\n") == 1
+    assert not (tmp_path / "n").exists()
+
+
 def _child(args: list[str], fault: str | None, log: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(fd, 1)
