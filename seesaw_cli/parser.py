@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Options of latency measurement, with their defaults (they apply with latency as an objective or --max-latency).
+LATENCY_ONLY = {"latency": "lookup", "latency_device": "cpu", "latency_batch": 1, "latency_threads": 1}
+
 # Options of the Ray executor only, with their defaults.
 RAY_ONLY = {"ray_address": None, "gpus_per_trial": None, "cpus_per_trial": 1.0, "max_concurrent": 0, "max_retries": 0}
 
@@ -172,6 +175,11 @@ def contradiction(args: argparse.Namespace) -> str | None:
         given = [k for k, default in RAY_ONLY.items() if getattr(args, k) != default]
         if given:
             return f"--{given[0].replace('_', '-')} applies to --executor ray only"
+    if "latency" not in (args.objectives or ()) and args.max_latency_ms is None:
+        given = [k for k, default in LATENCY_ONLY.items() if getattr(args, k) != default]
+        if given:
+            return (f"--{given[0].replace('_', '-')} applies when latency is measured: add latency to --objectives "
+                    "or give --max-latency")
     if args.resume and (args.list_references or args.describe or args.final_train or args.export is not None):
         return "--resume continues a search; leave it out with " + modes[0]
     return None

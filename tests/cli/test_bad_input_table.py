@@ -17,6 +17,7 @@ FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "
         "--train-subset", "64", "--batch-size", "32"]
 LONG = "x" * 300
 RAY = ["--executor", "ray"]
+LAT = ["--objectives", "accuracy,latency"]
 
 # (flag, bad values, extra options the flag needs to be read at all)
 TABLE: list[tuple[str, list[str], list[str]]] = [
@@ -25,6 +26,13 @@ TABLE: list[tuple[str, list[str], list[str]]] = [
     ("--sampler", ["", "nope", LONG], []),
     ("--max-macs", ["", "0", "-1", "nan", "inf", "abc", "1k", LONG], []),
     ("--pick", ["", "nope", LONG], []),
+    ("--objectives", ["", "nope", "accuracy", "macs,macs", "accuracy,macs,params,latency", LONG], []),
+    ("--max-latency", ["", "0", "-1", "0ms", "-1ms", "nan", "inf", "abc", "5", "5min", LONG], []),
+    ("--latency", ["", "nope", LONG], LAT),
+    ("--latency-device", ["", "bogus", "cuda:99", "cpu:1", LONG], LAT),
+    ("--latency-batch", ["", "0", "-1", "nan", "1.5", "abc", LONG], LAT),
+    ("--latency-threads", ["", "0", "-1", "nan", "1.5", "abc", LONG], LAT),
+    ("--plot-axes", ["", "nope", "macs", "latency,accuracy", "macs,macs", LONG], []),
     ("--prescreen", ["", "nope", LONG], []),
     ("--prescreen-keep", ["", "0", "-1", "nan", "inf", "2", "abc", LONG], ["--prescreen", "synflow"]),
     ("--seed", ["", "-1", "nan", "inf", "1.5", "abc", "9" * 30, LONG], []),
@@ -58,6 +66,8 @@ CONTRADICTIONS = [
     ["--references", "--describe"],
     ["--export", "1", "--final-train", "x.yaml"],
     ["--json"],
+    ["--latency-device", "cpu:0"],  # latency options without latency measured
+    ["--latency", "exact"],
     ["--gpus-per-trial", "0.5"],
     ["--cpus-per-trial", "2"],
     ["--max-concurrent", "2"],

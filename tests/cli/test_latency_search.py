@@ -4,6 +4,7 @@ Optuna, real torch timing on this CPU): outputs, --max-latency, --resume, bad in
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -154,3 +155,17 @@ def test_bad_objective_and_latency_input_is_one_line_exit_2_nothing_on_disk(tmp_
     assert code == 2
     assert words in out.err and len(out.err.strip().splitlines()) == 1, out.err
     assert not (tmp_path / "results").exists() and not latency_cache.exists()
+
+
+def test_two_workers_share_one_latency_table(tmp_path, capsys, latency_cache):
+    code, out = main(["--budget", "4", "--name", "w", "--workers", "2", "--no-references", "--objectives",
+                      "accuracy,latency", *FAST, "--epochs", "4", "--results-dir", str(tmp_path)], capsys)
+    assert code == 0, out.err
+    rows = rows_of(tmp_path / "w")
+    assert len(rows) == 4 and all(float(r["latency_ms"]) > 0 for r in rows)
+    table = json.loads((latency_cache / "seesaw-nas" / "latency.json").read_text())  # whole, valid JSON
+    (section,) = table["targets"].values()
+    assert len(section["entries"]) >= 4  # every worker's parts merged into one file
+    assert not list((latency_cache / "seesaw-nas").glob("*.tmp"))
+    log = (tmp_path / "w" / "search.log").read_text()
+    assert " w0 " in log and " w1 " in log  # both workers ran (and timed) trials
