@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import platform
-import tempfile
 import time
 import timeit
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ from typing import Any, Iterator, Literal, NamedTuple
 
 import torch
 import torch.nn as nn
-from filelock import FileLock
 
 # torch.utils.benchmark imports torch.utils.cpp_extension, which logs "No CUDA runtime is found" on a
 # machine with a CUDA toolkit but no GPU: noise on every command (whose errors are one line), quieted
@@ -60,6 +58,7 @@ try:
 finally:
     _cpp_extension_log.setLevel(_level)
 
+from blocks.cache import read_json, update_json
 from blocks.model import build_model
 from space.spec import ArchSpec
 
@@ -373,12 +372,15 @@ class LatencyTable:
 
     # -- file
     def _read(self) -> dict[str, Any]:
-        if not self.path.exists():
-            return {"version": CACHE_VERSION, "targets": {}}
         try:
-            data = json.loads(self.path.read_text())
+            data = read_json(self.path)
         except json.JSONDecodeError as exc:
             raise ValueError(f"latency table {self.path} is not valid JSON ({exc}); delete it to start a new one") from None
+        return self._checked(data)
+
+    def _checked(self, data: Any) -> dict[str, Any]:
+        if data is None:
+            return {"version": CACHE_VERSION, "targets": {}}
         if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
             raise ValueError(f"latency table {self.path} is not a version-{CACHE_VERSION} table; delete it or pass another path")
         return data
@@ -386,27 +388,19 @@ class LatencyTable:
     def save(self) -> None:
         """Merge this process's new entries into the file under a lock and replace it atomically;
         afterwards this table also holds every entry other processes saved."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock"):
-            data = self._read()
-            section = data.setdefault("targets", {}).setdefault(
-                self.key(), {"target": self.settings(), "entries": {}}
-            )
+
+        def merge(current: Any) -> dict[str, Any]:
+            data = self._checked(current)
+            section = data.setdefault("targets", {}).setdefault(self.key(), {"target": self.settings(), "entries": {}})
             for key, entry in self._new.items():
                 section["entries"].setdefault(key, entry)  # first measurement wins: all processes agree
-            # Written here rather than with search.files.write_atomic: blocks/ sits below search/.
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(data, f, indent=1, sort_keys=True)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        self.entries.update(section["entries"])
+            return data
+
+        try:
+            data = update_json(self.path, merge)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"latency table {self.path} is not valid JSON ({exc}); delete it to start a new one") from None
+        self.entries.update(data["targets"][self.key()]["entries"])
         self._new.clear()
 
     # -- lookup

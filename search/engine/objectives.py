@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import optuna
 from optuna.trial import FrozenTrial
 
+from blocks.cache import USER_CACHE_DIR
 from blocks.latency import LatencyTable, LatencyTarget, measure_latency
 from search.engine.attributes import ATTR
 from search.errors import SearchError
@@ -173,10 +174,9 @@ def parse_latency_ms(text: str) -> float:
 
 
 def latency_table_path() -> Path:
-    """The lookup table shared by every run of this user: $XDG_CACHE_HOME/seesaw-nas/latency.json
-    (default ~/.cache/seesaw-nas/latency.json); its sections are keyed by device, torch, threads, batch."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "seesaw-nas" / "latency.json"
+    """The lookup table shared by every run of this user: ``USER_CACHE_DIR/latency.json`` (default
+    ~/.cache/seesaw-nas/latency.json); its sections are keyed by device, torch, threads, batch."""
+    return USER_CACHE_DIR / "latency.json"
 
 
 class LatencyMeter:
