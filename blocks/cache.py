@@ -1,7 +1,7 @@
 """This user's cache folder, and JSON files in it that several processes update.
 
-``USER_CACHE_DIR`` is ``$SEESAW_CACHE_DIR``, else ``$XDG_CACHE_HOME/seesaw-nas``, else
-``~/.cache/seesaw-nas``: decoded data sets, part counts, latency tables. Lives in ``blocks/``, the
+``user_cache_dir()`` is ``$SEESAW_CACHE_DIR``, else ``$XDG_CACHE_HOME/seesaw-nas``, else
+``~/.cache/seesaw-nas`` (read when called): decoded data sets, part counts, latency tables. Lives in ``blocks/``, the
 lowest layer that writes files, so ``search/`` shares it (``search.files`` sits above ``blocks/``).
 """
 
@@ -16,11 +16,14 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
-__all__ = ["USER_CACHE_DIR", "read_json", "update_json"]
+__all__ = ["read_json", "update_json", "user_cache_dir"]
 
-USER_CACHE_DIR = Path(
-    os.environ.get("SEESAW_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seesaw-nas"
-)
+
+def user_cache_dir() -> Path:
+    """This user's cache folder for seesaw-nas (see the module docstring)."""
+    if os.environ.get("SEESAW_CACHE_DIR"):
+        return Path(os.environ["SEESAW_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seesaw-nas"
 
 
 def read_json(path: Path) -> Any:

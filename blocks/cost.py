@@ -16,7 +16,7 @@ small (the largest, an ImageNet ResNet block, has ~4M weights), and a real forwa
 the meta device here: meta kernels run in Python (5x slower on CIFAR-sized parts) and import
 ``torch._dynamo`` (1.4 s) on first use.
 
-Part counts also persist across processes, in ``USER_CACHE_DIR/part-costs/<fingerprint>.json``:
+Part counts also persist across processes, in ``user_cache_dir()/part-costs/<fingerprint>.json``:
 ``--describe``, ``--references`` and the workers of a search count a part once per machine. The
 fingerprint hashes the torch version and the source of ``blocks/`` and ``space/spec.py`` (what
 builds a part and what its key prints), so any change there starts a new file.
@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 
 import space.spec
 from blocks.attention import create_attention
-from blocks.cache import USER_CACHE_DIR, read_json, update_json
+from blocks.cache import read_json, update_json, user_cache_dir
 from blocks.model import make_head, make_stem
 from blocks.registry import build_block
 from space.spec import ArchSpec, AttentionSpec, BlockSpec, HeadSpec, StemSpec
@@ -202,7 +202,7 @@ def _fingerprint() -> str:
 @functools.cache
 def part_cost_file() -> _PartCostFile:
     """This process's view of the machine's part-count file (see the module docstring)."""
-    store = _PartCostFile(USER_CACHE_DIR / "part-costs" / f"{_fingerprint()}.json")
+    store = _PartCostFile(user_cache_dir() / "part-costs" / f"{_fingerprint()}.json")
     atexit.register(store.save)
     return store
 

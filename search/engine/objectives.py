@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import optuna
 from optuna.trial import FrozenTrial
 
-from blocks.cache import USER_CACHE_DIR
+from blocks.cache import user_cache_dir
 from blocks.latency import LatencyTable, LatencyTarget, measure_latency
 from search.engine.attributes import ATTR
 from search.errors import SearchError
@@ -174,9 +174,9 @@ def parse_latency_ms(text: str) -> float:
 
 
 def latency_table_path() -> Path:
-    """The lookup table shared by every run of this user: ``USER_CACHE_DIR/latency.json`` (default
+    """The lookup table shared by every run of this user: ``user_cache_dir()/latency.json`` (default
     ~/.cache/seesaw-nas/latency.json); its sections are keyed by device, torch, threads, batch."""
-    return USER_CACHE_DIR / "latency.json"
+    return user_cache_dir() / "latency.json"
 
 
 class LatencyMeter:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from blocks.cache import USER_CACHE_DIR
+from blocks.cache import user_cache_dir
 from search.files import atomic_path
 
 __all__ = [
@@ -418,11 +418,11 @@ def _cache_path(source: Path) -> Path:
     if os.access(beside.parent, os.W_OK) and beside.parent.stat().st_mode & 0o222:
         return beside
     tag = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
-    return USER_CACHE_DIR / f"{source.name}-{tag}.pt"
+    return user_cache_dir() / f"{source.name}-{tag}.pt"
 
 
 def _write_cache(cache: Path, stamp: str, raw: RawDataset) -> None:
-    if cache.parent == USER_CACHE_DIR:
+    if cache.parent == user_cache_dir():
         log.warning("data folder is read-only; caching decoded images in %s", cache)
     blob = {
         "version": CACHE_VERSION,

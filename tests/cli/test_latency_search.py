@@ -26,7 +26,7 @@ FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "
 def latency_cache(tmp_path, monkeypatch):
     """The latency table lives in the user's cache folder: a fresh one per test."""
     cache = tmp_path / "cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("SEESAW_CACHE_DIR", str(cache / "seesaw-nas"))  # workers inherit it
     return cache
 
 

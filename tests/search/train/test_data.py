@@ -14,7 +14,7 @@ from search.train.data import DataError, RawDataset, load_dataset, load_raw, spl
 @pytest.fixture(autouse=True)
 def fresh_cache(tmp_path, monkeypatch):
     data_mod.clear_cache()
-    monkeypatch.setattr(data_mod, "USER_CACHE_DIR", tmp_path / "user-cache")
+    monkeypatch.setenv("SEESAW_CACHE_DIR", str(tmp_path / "user-cache"))
     yield
     data_mod.clear_cache()
 
