@@ -12,6 +12,7 @@ of the file) is refused: nothing is written, the user decides.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import shutil
@@ -82,19 +83,36 @@ def inspect_journal(path: Path) -> JournalDamage | None:
 
 
 class FlockJournalLock(BaseJournalFileLock):
-    """The journal's write lock as an OS file lock (``flock`` via ``filelock``) on ``PATH.flock``:
-    the kernel releases it when its holder dies, so a process killed while appending leaves no
-    stale lock (Optuna's own symlink lock then makes everyone wait its 30 s grace period)."""
+    """The journal's write lock as an OS file lock (``flock``) on ``PATH.flock``: the kernel
+    releases it when its holder dies, so a process killed while appending leaves no stale lock
+    (Optuna's own symlink lock then makes everyone wait its 30 s grace period).
+
+    ``fcntl.flock`` directly rather than ``filelock`` (which ``check_journal`` uses on the same
+    file, and which is compatible with it): the lock is taken for every journal record, ~80 per
+    seesaw trial, and filelock's acquire and release cost 150 us against 5 us here. Each acquire
+    opens its own descriptor, so the threads of one process (the heartbeat's and the trial's)
+    exclude each other too; only the holder touches ``_fd``.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self._lock = _flock(path)
+        self._path = f"{os.fspath(path)}.flock"
+        self._fd: int | None = None
 
     def acquire(self) -> bool:
-        self._lock.acquire()
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
         return True
 
     def release(self) -> None:
-        self._lock.release()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def _flock(path: str | os.PathLike) -> FileLock:

@@ -9,6 +9,7 @@ import os
 import signal
 from pathlib import Path
 
+import filelock
 import optuna
 import pytest
 
@@ -132,11 +133,24 @@ def test_a_writer_killed_while_holding_the_journal_lock_leaves_no_stale_lock(tmp
     proc.start()
     proc.join()
     assert proc.exitcode == -signal.SIGKILL
+    with filelock.FileLock(f"{path}.flock", timeout=5):  # would raise filelock.Timeout if the dead holder still held it
+        pass
     lock = FlockJournalLock(path)
-    lock._lock.timeout = 5  # would raise filelock.Timeout if the dead holder still held it
     assert lock.acquire()
     lock.release()
     assert check_journal(path) is None
+
+
+def test_the_journal_lock_excludes_check_journal_and_is_free_again_after_release(tmp_path):
+    """The appends' flock and check_journal's filelock are one lock on PATH.flock."""
+    path = make_journal(tmp_path, trials=1)
+    lock = FlockJournalLock(path)
+    lock.acquire()
+    with pytest.raises(filelock.Timeout):
+        filelock.FileLock(f"{path}.flock", timeout=0.2).acquire()
+    lock.release()
+    with filelock.FileLock(f"{path}.flock", timeout=0.2):
+        pass
 
 
 def test_optuna_alone_breaks_on_a_cut_journal(tmp_path, journal_bytes):
