@@ -21,6 +21,7 @@ boundaries (Ray workers, Optuna storage, YAML export) and must stay cheap to imp
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ def format_split(split: Split) -> str:
     return ":".join(str(f) for f in split)
 
 
+@functools.lru_cache(maxsize=1 << 14)  # Fraction arithmetic is slow, and every validate() asks again
 def split_channels(channels: int, split: Split) -> tuple[int, ...] | None:
     """Channel count of each contiguous slice, or None when a slice is not a whole number."""
     sizes = [channels * f for f in split]
