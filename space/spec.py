@@ -98,9 +98,13 @@ def format_split(split: Split) -> str:
     return ":".join(str(f) for f in split)
 
 
-@functools.lru_cache(maxsize=1 << 14)  # Fraction arithmetic is slow, and every validate() asks again
 def split_channels(channels: int, split: Split) -> tuple[int, ...] | None:
     """Channel count of each contiguous slice, or None when a slice is not a whole number."""
+    return _split_channels(channels, tuple(split))
+
+
+@functools.lru_cache(maxsize=1 << 14)  # Fraction arithmetic is slow, and every validate() asks again
+def _split_channels(channels: int, split: Split) -> tuple[int, ...] | None:
     sizes = [channels * f for f in split]
     if any(s.denominator != 1 or s == 0 for s in sizes):
         return None
