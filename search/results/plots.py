@@ -125,13 +125,15 @@ def plot_layout(data: ParetoPlotData) -> PlotLayout:
     ys = [p[2] for p in data.trials] + ([data.y_limit] if data.y_limit is not None else [])
     x_span = (max(xs) - min(xs)) if xs else 1.0
     y_span = (max(ys) - min(ys)) if ys else 1.0
+    # the y range holds the error bars too, so that no bar runs out of the picture
+    bar_ends = [y + sign * data.errors.get(point_label(n), 0.0) for n, _, y in data.trials for sign in (-1, 1)]
     x_range = y_range = None
     if xs:
         pad = 0.12 * (x_span or max(abs(xs[0]), 1.0))
         x_range = (min(xs) - pad, max(xs) + pad)
     if ys:
         pad = 0.1 * (y_span or max(abs(ys[0]), 1.0))
-        y_range = (min(ys) - pad, max(ys) + pad)
+        y_range = (min(ys + bar_ends) - pad, max(ys + bar_ends) + pad)
     refs = sorted(data.references, key=lambda r: r[1])
     positions = label_positions([(r[1], r[2]) for r in refs], x_span or 1.0, y_span or 1.0)
     return PlotLayout(x_range, y_range, refs, positions)

@@ -51,3 +51,13 @@ def test_a_run_without_rungs_draws_no_error_bars():
     data = pareto_plot_data(study)
     assert data.errors == {} and data.rungs == {}
     assert render_pareto(data, "t").data[0].error_y.array is None
+
+
+def test_the_y_range_holds_every_error_bar():
+    data = pareto_plot_data(study_with_rungs())  # trial 0: 50% +- 2, trial 1: 70% +- 1
+    wide = data._replace(errors={**data.errors, "trial 1": 30.0})  # a bar from 40% to 100%
+    for d in (data, wide):
+        low, high = render_pareto_png(d, "t").axes[0].get_ylim()
+        for number, _, y in d.trials:
+            e = d.errors.get(f"trial {number}", 0.0)
+            assert low < y - e and y + e < high
