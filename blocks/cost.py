@@ -2,8 +2,8 @@
 
 MACs = FLOPs / 2 by PyTorch's FLOP formulas (``torch.utils.flop_counter``: 2 FLOPs per multiply-add
 of conv, linear and matmul), batch 1. BN, activations, pooling and adds are not counted (the
-papers' convention, see REFERENCE_MODELS.md). ``count_module_cost`` counts a whole module with
-``FlopCounterMode`` on its own device.
+papers' convention, see REFERENCE_MODELS.md). ``blocks.counting.count_module_cost`` counts a whole
+module with ``FlopCounterMode`` on its own device.
 
 ``count_cost`` counts a network part by part (stem, each block, each post-stage attention, head):
 a network is a chain of them, so the sum is the whole network's count (tested against
@@ -14,12 +14,15 @@ repeats of a stage and the blocks that a search's networks share are built and c
 A part is built and run once on the CPU at batch 1, inside ``_MacCount``. One part at a time is
 small (the largest, an ImageNet ResNet block, has ~4M weights), and a real forward is faster than
 the meta device here: meta kernels run in Python (5x slower on CIFAR-sized parts) and import
-``torch._dynamo`` (1.4 s) on first use.
+``torch._dynamo`` (1.4 s) on first use. That work lives in ``blocks.counting``; this module imports
+neither torch nor it until a part is missing from the part-count file below, so a command whose
+parts are all counted already never imports torch.
 
 Part counts also persist across processes, in ``user_cache_dir()/part-costs/<fingerprint>.json``:
 ``--describe``, ``--references`` and the workers of a search count a part once per machine. The
-fingerprint hashes the torch version and the source of ``blocks/`` and ``space/spec.py`` (what
-builds a part and what its key prints), so any change there starts a new file.
+fingerprint hashes the installed torch version (read from its metadata, without importing torch)
+and the source of ``blocks/`` and ``space/spec.py`` (what builds a part and what its key prints),
+so any change there starts a new file.
 """
 
 from __future__ import annotations
@@ -27,25 +30,18 @@ from __future__ import annotations
 import atexit
 import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
-
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
+from typing import Any, NamedTuple
 
 import space.spec
-from blocks.attention import create_attention
 from blocks.cache import read_json, update_json, user_cache_dir
-from blocks.model import make_head, make_stem
-from blocks.registry import build_block
 from space.spec import ArchSpec, AttentionSpec, BlockSpec, HeadSpec, StemSpec
 
-__all__ = ["Cost", "count_cost", "count_module_cost", "part_cost_file"]
+__all__ = ["Cost", "PartCost", "count_cost", "part_cost_file"]
 
 log = logging.getLogger(__name__)
 
@@ -55,80 +51,12 @@ class Cost(NamedTuple):
     macs: int
 
 
-class _PartCost(NamedTuple):
+class PartCost(NamedTuple):
+    """One part's count (``blocks.counting.count_part``)."""
+
     params: int
     macs: int
     out_hw: tuple[int, int]  # the part's output resolution, the next part's input
-
-
-def count_module_cost(model: nn.Module, input_size: int, in_channels: int = 3) -> Cost:
-    """Params and MACs of ``model`` for one ``input_size``x``input_size`` image, by ``FlopCounterMode``.
-
-    Works on real and meta-device modules; the module's training mode is kept.
-    """
-    from torch.utils.flop_counter import FlopCounterMode  # imports triton (0.15 s): only here
-
-    params = sum(p.numel() for p in model.parameters())
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(torch.zeros(1, in_channels, input_size, input_size, device=device))
-    finally:
-        model.train(was_training)
-    return Cost(params=params, macs=counter.get_total_flops() // 2)
-
-
-class _MacCount(TorchFunctionMode):
-    """Multiply-adds of the conv, linear and matmul calls run inside, at the function level.
-
-    Hand-rolled over ``FlopCounterMode`` (40 ms per part: it tracks the module hierarchy and
-    decomposes, in Python, every op it does not count) and over any dispatch-level mode (it makes
-    the first conv import ``torch._dynamo``, 1.4 s of every command's start). The formulas
-    are those of ``torch.utils.flop_counter`` divided by 2; ``tests/blocks/test_cost_parts.py``
-    checks the sums equal ``FlopCounterMode`` on every reference and on samples of every space,
-    and a counted op without a formula here fails loudly instead of counting 0.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.macs = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (mode protocol)
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if func in _CONVS:  # each output element: in_channels / groups x kernel taps
-            weight = args[1] if len(args) > 1 else kwargs["weight"]
-            self.macs += out.numel() * weight[0].numel()
-        elif func is F.linear:
-            self.macs += out.numel() * args[0].shape[-1]
-        elif func in _MATMULS:  # each output element: a dot product over the inner dimension
-            self.macs += out.numel() * args[0].shape[-1]
-        elif func in _UNCOUNTED:
-            raise NotImplementedError(f"blocks.cost has no MAC formula for {func.__name__}; add one")
-        return out
-
-
-_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm,
-            torch.mm, torch.Tensor.mm}
-_CONVS = {F.conv1d, F.conv2d, F.conv3d}
-_UNCOUNTED = {F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d, torch.einsum,
-              torch.addmm, torch.baddbmm, F.bilinear, F.scaled_dot_product_attention}
-
-
-def _count_part(build, in_ch: int, hw: tuple[int, int]) -> _PartCost:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # batch-1 tensors: more threads only spin (5-30x slower on a busy CPU)
-    try:
-        with torch.random.fork_rng(devices=[]):  # building initialises weights: keep the caller's random stream
-            module = build().eval()
-        params = sum(p.numel() for p in module.parameters())
-        with _MacCount() as counter, torch.no_grad():
-            out = module(torch.zeros(1, in_ch, *hw))
-    finally:
-        torch.set_num_threads(threads)
-    return _PartCost(params, counter.macs, tuple(out.shape[2:]) if out.dim() == 4 else hw)
 
 
 class _PartCostFile:
@@ -157,14 +85,14 @@ class _PartCostFile:
             self.entries = data if isinstance(data, dict) else {}
         return self.entries
 
-    def get(self, key: str) -> _PartCost | None:
+    def get(self, key: str) -> PartCost | None:
         entry = self._load().get(key)
         if not (isinstance(entry, list) and len(entry) == 3):
             return None
         params, macs, out_hw = entry
-        return _PartCost(params, macs, tuple(out_hw))
+        return PartCost(params, macs, tuple(out_hw))
 
-    def put(self, key: str, cost: _PartCost) -> None:
+    def put(self, key: str, cost: PartCost) -> None:
         self._load()[key] = self.new[key] = [cost.params, cost.macs, list(cost.out_hw)]
 
     def save_if_due(self) -> None:
@@ -191,7 +119,7 @@ class _PartCostFile:
 
 def _fingerprint() -> str:
     """What a part's count depends on besides its key: the torch version and the building code."""
-    digest = hashlib.sha256(torch.__version__.encode())
+    digest = hashlib.sha256(importlib.metadata.version("torch").encode())
     blocks_dir = Path(__file__).resolve().parent
     for source in sorted(blocks_dir.rglob("*.py")) + [Path(space.spec.__file__).resolve()]:
         digest.update(source.name.encode())
@@ -207,35 +135,36 @@ def part_cost_file() -> _PartCostFile:
     return store
 
 
-def _cached_part(kind: str, args: tuple[Any, ...], build: Callable[[], nn.Module], in_ch: int,
-                 hw: tuple[int, int]) -> _PartCost:
+def _cached_part(kind: str, args: tuple[Any, ...], in_ch: int, hw: tuple[int, int]) -> PartCost:
     store = part_cost_file()
     key = json.dumps([kind, repr(args), in_ch, list(hw)])
     cost = store.get(key)
     if cost is None:
-        cost = _count_part(build, in_ch, hw)
+        from blocks.counting import count_part  # torch: only for a part new to this machine (module docstring)
+
+        cost = count_part(kind, args, in_ch, hw)
         store.put(key, cost)
     return cost
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _stem_cost(stem: StemSpec, hw: tuple[int, int]) -> _PartCost:
-    return _cached_part("stem", (stem,), lambda: make_stem(stem), 3, hw)
+def _stem_cost(stem: StemSpec, hw: tuple[int, int]) -> PartCost:
+    return _cached_part("stem", (stem,), 3, hw)
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _block_cost(block: BlockSpec, in_ch: int, out_ch: int, stride: int, hw: tuple[int, int]) -> _PartCost:
-    return _cached_part("block", (block, out_ch, stride), lambda: build_block(block, in_ch, out_ch, stride), in_ch, hw)
+def _block_cost(block: BlockSpec, in_ch: int, out_ch: int, stride: int, hw: tuple[int, int]) -> PartCost:
+    return _cached_part("block", (block, out_ch, stride), in_ch, hw)
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _attention_cost(attention: AttentionSpec, channels: int, hw: tuple[int, int]) -> _PartCost:
-    return _cached_part("attention", (attention,), lambda: create_attention(attention, channels), channels, hw)
+def _attention_cost(attention: AttentionSpec, channels: int, hw: tuple[int, int]) -> PartCost:
+    return _cached_part("attention", (attention,), channels, hw)
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _head_cost(head: HeadSpec, in_ch: int, num_classes: int, hw: tuple[int, int]) -> _PartCost:
-    return _cached_part("head", (head, num_classes), lambda: make_head(head, in_ch, num_classes), in_ch, hw)
+def _head_cost(head: HeadSpec, in_ch: int, num_classes: int, hw: tuple[int, int]) -> PartCost:
+    return _cached_part("head", (head, num_classes), in_ch, hw)
 
 
 @functools.lru_cache(maxsize=4096)

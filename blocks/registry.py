@@ -1,7 +1,8 @@
 """The block-builder registry: spec ``kind`` -> ``builder(block_spec, in_ch, out_ch, stride)``.
 
 Block modules register here (``@register_block("kind")``); ``blocks.model`` imports the block
-modules, so the registry is full once ``blocks`` is imported and nothing imports in a circle.
+modules, so the registry is full once ``blocks.model`` is imported (as every torch name of the
+``blocks`` package and ``blocks.counting`` do) and nothing imports in a circle.
 """
 
 from __future__ import annotations

@@ -9,18 +9,16 @@ from pathlib import Path
 from typing import Any
 
 
-from search.engine.objectives import DEFAULT_OBJECTIVES, LATENCY_MODES, LatencyMeter, Objectives
+from search.choices import DATASETS, DEFAULT_OBJECTIVES, EXECUTORS, LATENCY_MODES, PICKS
+from search.engine.objectives import LatencyMeter, Objectives
 from search.engine.zero_cost import ZERO_COST_PROXIES
 from search.errors import SearchError
-from search.train.data import DATASETS
 from space.spaces import SPACES
 
 __all__ = ["EXECUTORS", "LADDER_DEFAULTS", "PICKS", "SearchConfig", "SearchError"]
 
-EXECUTORS = ("local", "ray")
 MAX_NAME_BYTES = 100  # a folder name and an Optuna study name; file systems allow 255 bytes
 MAX_SEED = 2**31 - 1  # samplers take seeds below 2**32
-PICKS = ("accuracy", "knee", "smallest")
 # (--rungs, --repeats) when not given, by proxy preset (others: 1, 1 = off). cpu: no promotion
 # (rung 0 alone is the measured protocol), 2 seeds at the end so that the README's 8-trial command
 # gets error bars for under twice its cost; gpu: 3 rungs, 3 seeds (issue 12).

@@ -18,11 +18,15 @@ import threading
 import warnings
 from typing import Sequence
 
-from search.runner import export_trial_of_run, run_search
-from seesaw_cli.commands import KNOWN_ERRORS, describe_space, final_train, print_references
-from seesaw_cli.parser import EXIT_FAILED, EXIT_USAGE, build_parser, contradiction, final_train_config, search_config
+from search.errors import DataError, SearchError, StudyError
+from seesaw_cli.info import describe_space, print_references
+from seesaw_cli.parser import EXIT_USAGE, build_parser, contradiction
+from space.spec import SpecError
 
-__all__ = ["main"]
+__all__ = ["KNOWN_ERRORS", "main"]
+
+# Errors whose message is the one line the user sees (exit status 2).
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (SearchError, StudyError, SpecError, DataError)
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' hook
@@ -58,20 +62,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return print_references(as_json=args.json)
         if args.describe:
             return describe_space(args.space, args.dataset, args.shared_block)
-        if args.final_train is not None:
-            return final_train(final_train_config(args))
-        cfg = search_config(args).validate()
-        if args.export is not None:
-            print(export_trial_of_run(cfg, args.export))
-            return 0
-        summary = run_search(cfg)
-        if summary.get("interrupted"):
-            return 130
-        if summary.get("finished") and not summary.get("front"):
-            print(f"error: no trial of run {cfg.name!r} finished with a result (every trial failed; see the failure "
-                  f"column of {cfg.run_dir / 'trials.csv'})", file=sys.stderr)
-            return EXIT_FAILED
-        return 0
+        # torch and optuna (2-3 s of start-up) load only for the commands that need them
+        from seesaw_cli.commands import run_command
+
+        return run_command(args)
     except KNOWN_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,98 +1,56 @@
-"""The CLI's non-search commands: the reference table, a space's description, final training."""
+"""The CLI's commands that train or open a study: a search, an export, a final training. Imported
+only for them (they pull in torch and optuna); the information commands are in ``seesaw_cli.info``."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import json
+import datetime
+import sys
 from pathlib import Path
 from typing import Any
 
-from blocks import count_cost
-from search.config import MAX_SEED
-from search.engine.study import StudyError
+from search.config import MAX_SEED, SearchConfig
 from search.errors import SearchError
-from search.results.artifacts import format_table
 from search.results.export import load_export
-from search.train.data import DataError, default_num_classes, load_dataset
+from search.runner import export_trial_of_run, run_search
+from search.train.data import load_dataset
 from search.train.final import FINAL_PRESETS, train_final
 from search.train.trainer import EpochStats, resolve_device
-from seesaw_cli.parser import FinalTrainConfig
-from space.references import REFERENCES, agrees_with_printed
-from space.spaces import get_space
-from space.spec import SpecError
+from seesaw_cli.parser import EXIT_FAILED, FinalTrainConfig, final_train_config
 
-__all__ = ["KNOWN_ERRORS", "describe_space", "final_train", "print_references", "reference_rows"]
+__all__ = ["PROXY_OVERRIDES", "final_train", "run_command", "search_config"]
 
-# Errors whose message is the one line the user sees (exit status 2).
-KNOWN_ERRORS: tuple[type[BaseException], ...] = (SearchError, StudyError, SpecError, DataError)
+# Options that override a field of the proxy preset (search.train.proxy.ProxyConfig).
+PROXY_OVERRIDES = ("epochs", "train_subset", "batch_size", "width_scale")
 
 
-def reference_rows() -> list[dict[str, Any]]:
-    rows = []
-    for name in sorted(REFERENCES):
-        ref = REFERENCES[name]
-        cost = count_cost(ref.spec, ref.num_classes, ref.input_size)
-        pub = ref.published
-        rows.append({
-            "name": name, "dataset": ref.dataset, "input_size": ref.input_size, "num_classes": ref.num_classes,
-            "params": cost.params, "macs": cost.macs, "published_params_m": pub.params_m,
-            "published_macs_m": pub.macs_m, "published_top1": pub.top1, "canonical_key": ref.spec.canonical_key(),
-            "matches_published": _matches(cost, pub), "gap": pub.gap or None,
-        })
-    return rows
-
-
-def _matches(cost: Any, pub: Any) -> bool:
-    """Counted params/MACs round to the printed numbers exactly (no tolerance)."""
-    return all(agrees_with_printed(v, p) for v, p in ((cost.params, pub.params_m), (cost.macs, pub.macs_m)) if p)
-
-
-def print_references(as_json: bool = False) -> int:
-    rows = reference_rows()
-    if as_json:
-        print(json.dumps(rows, indent=2))
+def run_command(args: argparse.Namespace) -> int:
+    """``--final-train``, ``--export`` or a search, from the parsed options; the exit status."""
+    if args.final_train is not None:
+        return final_train(final_train_config(args))
+    cfg = search_config(args).validate()
+    if args.export is not None:
+        print(export_trial_of_run(cfg, args.export))
         return 0
-    table = [(r["name"], r["dataset"], r["input_size"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}",
-              r["published_params_m"] or "-", r["published_macs_m"] or "-", r["published_top1"] or "-",
-              "yes" if r["matches_published"] else "gap*") for r in rows]
-    print(format_table(table, ("name", "dataset", "input", "Mparams", "MMACs", "paper Mparams", "paper MMACs",
-                               "paper top-1", "match")))
-    print("\nMACs = multiply-adds of conv/linear/matmul at batch 1 (FlopCounterMode / 2), counted from the built module.")
-    for r in rows:
-        if not r["matches_published"]:
-            print(f"* {r['name']}: {r['gap']}")
+    summary = run_search(cfg)
+    if summary.get("interrupted"):
+        return 130
+    if summary.get("finished") and not summary.get("front"):
+        print(f"error: no trial of run {cfg.name!r} finished with a result (every trial failed; see the failure "
+              f"column of {cfg.run_dir / 'trials.csv'})", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
-def describe_space(name: str, dataset: str, shared_block: bool, samples: int = 100) -> int:
-    try:
-        space = get_space(name, dataset=dataset, shared_block=shared_block)
-    except ValueError as exc:
-        raise SearchError(str(exc)) from None
-    print(f"space {space.name}: {space.description}")
-    print(f"search input {space.input_size}x{space.input_size}, {'one shared block' if shared_block else 'one block per stage'}")
-    choices = space.choices()
-    print(format_table([(k, ", ".join(map(str, v))) for k, v in sorted(choices.items())], ("parameter", "options")))
-    print(f"\nsize: {space.size():.3e} parameter assignments ({len(choices)} parameters, some conditional)")
-    num_classes = default_num_classes(dataset)
-    specs = space.random_specs(samples, seed=0)
-    costs = [count_cost(s, num_classes, space.input_size) for s in specs]
-    macs = sorted(c.macs for c in costs)
-    params = sorted(c.params for c in costs)
-    small = count_cost(space.spec_from_params(space.smallest_params()), num_classes, space.input_size)
-    print(f"MACs over {samples} random samples: min {macs[0] / 1e6:.1f}M, median {macs[len(macs) // 2] / 1e6:.1f}M, "
-          f"max {macs[-1] / 1e6:.1f}M (smallest network of the space: {small.macs / 1e6:.1f}M)")
-    print(f"params over {samples} random samples: min {params[0] / 1e6:.2f}M, median {params[len(params) // 2] / 1e6:.2f}M, "
-          f"max {params[-1] / 1e6:.2f}M")
-    refs = space.references()
-    if refs:
-        rows = []
-        for ref_name, spec in refs.items():
-            c = count_cost(spec, num_classes, space.input_size)
-            rows.append((ref_name, f"{c.macs / 1e6:.1f}", f"{c.params / 1e6:.2f}", spec.canonical_key()))
-        print("\nreference networks in this space:")
-        print(format_table(rows, ("reference", "MMACs", "Mparams", "canonical key")))
-    return 0
+def search_config(args: argparse.Namespace) -> SearchConfig:
+    """The search's settings from the parsed options: every option named like a SearchConfig field."""
+    values: dict[str, Any] = {f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig)
+                              if hasattr(args, f.name)}
+    values["name"] = args.name if args.name is not None else f"{args.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    values["proxy_overrides"] = {k: getattr(args, k) for k in PROXY_OVERRIDES if getattr(args, k) is not None}
+    values["gpus_per_trial"] = args.gpus_per_trial if args.gpus_per_trial is not None else -1.0  # -1: auto
+    return SearchConfig(**values)
 
 
 def final_train(cfg: FinalTrainConfig) -> int:

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from search.config import EXECUTORS, PICKS, SearchConfig
-from search.engine.objectives import LATENCY_MODES, OBJECTIVES, parse_latency_ms
-from search.engine.study import SAMPLERS
-from search.engine.zero_cost import ZERO_COST_PROXIES
-from search.train.data import DATASETS
-from search.train.proxy import PRESETS
+from search.choices import (DATASETS, EXECUTORS, LATENCY_MODES, OBJECTIVE_CHOICES, PICKS, PROXY_PRESETS, SAMPLERS,
+                            ZERO_COST_PROXY_NAMES, parse_latency_ms)
 from space.spaces import SPACES
 
-__all__ = ["EXIT_FAILED", "EXIT_USAGE", "contradiction", "FinalTrainConfig", "OneLineParser", "build_parser", "final_train_config", "macs_value",
-           "positive_int", "search_config"]
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "contradiction", "FinalTrainConfig", "OneLineParser", "build_parser", "final_train_config", "macs_value", "positive_int"]
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # the search ran, but no trial finished with a result
@@ -99,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pick", default="accuracy", choices=PICKS,
                    help="which Pareto trial becomes best_block.yaml (knee, smallest: on the cost axis of --plot-axes)")
     s.add_argument("--objectives", type=name_list, default=("accuracy", "macs"), metavar="A,B[,C]",
-                   help=f"two or three of {', '.join(OBJECTIVES)} (default: accuracy,macs)")
+                   help=f"two or three of {', '.join(OBJECTIVE_CHOICES)} (default: accuracy,macs)")
     s.add_argument("--max-latency", dest="max_latency_ms", type=latency_ms_value, default=None, metavar="TIME",
                    help="hard latency limit (e.g. 5ms, 800us), checked before training")
     s.add_argument("--latency", default="lookup", choices=LATENCY_MODES,
@@ -109,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--latency-threads", type=positive_int, default=1, help="torch CPU threads while timing (CPU only)")
     s.add_argument("--plot-axes", type=name_list, default=None, metavar="X,Y",
                    help="objectives on the axes of pareto.html/png, e.g. latency,accuracy (default: first cost vs accuracy)")
-    s.add_argument("--prescreen", default=None, choices=list(ZERO_COST_PROXIES),
+    s.add_argument("--prescreen", default=None, choices=ZERO_COST_PROXY_NAMES,
                    help="zero-cost pre-screen (off by default): trains the best candidate of each round")
     s.add_argument("--prescreen-keep", type=float, default=0.25, metavar="RATIO",
                    help="with --prescreen: train 1 of ceil(1/RATIO) sampled candidates per round")
@@ -130,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", default="cifar10", choices=DATASETS, help="training data")
     d.add_argument("--data-dir", default="data", help="CIFAR download/cache folder, or an image folder / .zip for --dataset imagefolder")
     d.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
-    d.add_argument("--proxy", default="auto", choices=["auto", *PRESETS], help="proxy preset; auto picks gpu on CUDA, cpu elsewhere")
+    d.add_argument("--proxy", default="auto", choices=["auto", *PROXY_PRESETS], help="proxy preset; auto picks gpu on CUDA, cpu elsewhere")
     d.add_argument("--epochs", type=float, default=None, help="override the preset's epochs")
     d.add_argument("--train-subset", type=int, default=None, help="override the preset's number of training images")
     d.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
@@ -183,20 +177,6 @@ def contradiction(args: argparse.Namespace) -> str | None:
     if args.resume and (args.list_references or args.describe or args.final_train or args.export is not None):
         return "--resume continues a search; leave it out with " + modes[0]
     return None
-
-
-# Options that override a field of the proxy preset (search.train.proxy.ProxyConfig).
-PROXY_OVERRIDES = ("epochs", "train_subset", "batch_size", "width_scale")
-
-
-def search_config(args: argparse.Namespace) -> SearchConfig:
-    """The search's settings from the parsed options: every option named like a SearchConfig field."""
-    values: dict[str, Any] = {f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig)
-                              if hasattr(args, f.name)}
-    values["name"] = args.name if args.name is not None else f"{args.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    values["proxy_overrides"] = {k: getattr(args, k) for k in PROXY_OVERRIDES if getattr(args, k) is not None}
-    values["gpus_per_trial"] = args.gpus_per_trial if args.gpus_per_trial is not None else -1.0  # -1: auto
-    return SearchConfig(**values)
 
 
 @dataclass(frozen=True)

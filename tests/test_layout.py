@@ -15,21 +15,25 @@ PACKAGES = ("space", "blocks", "search", "seesaw_cli")
 # torchvision: only the CIFAR loader needs it, and its import costs every command seconds.
 # torchvision (only the CIFAR loader) and scipy.stats (only the vote ranks) cost seconds of start-up.
 # torch.utils.flop_counter imports triton (0.15 s), needed only to count a whole module.
+# Our torch side, so that --help, --references and --describe start without torch (1.6-2.5 s):
+# blocks.counting (only for a part new to the machine's count file) and seesaw_cli.commands
+# (a search, an export, a final training).
 DEFERRED_OK = ("ray", "plotly", "kaleido", "matplotlib", "optuna_dashboard", "torchvision", "scipy",
-               "torch.utils.flop_counter")
+               "torch.utils.flop_counter", "blocks.counting", "seesaw_cli.commands")
 # What each part may import of ours (prefix match); the order of the flow of a spec.
 ALLOWED = {
     "space": ("space",),
     "blocks": ("space", "blocks"),
     "search": (),
     "search.errors": (),
+    "search.choices": (),
     "search.files": (),
     "search.provenance": (),
     "search.faults": (),
-    "search.train": ("space", "blocks", "search.errors", "search.files", "search.provenance", "search.train"),
-    "search.config": ("space", "blocks", "search.errors", "search.train", "search.engine.zero_cost",
+    "search.train": ("space", "blocks", "search.choices", "search.errors", "search.files", "search.provenance", "search.train"),
+    "search.config": ("space", "blocks", "search.choices", "search.errors", "search.train", "search.engine.zero_cost",
                       "search.engine.objectives", "search.engine.attributes", "search.config"),
-    "search.engine": ("space", "blocks", "search.errors", "search.files", "search.provenance", "search.faults", "search.train",
+    "search.engine": ("space", "blocks", "search.choices", "search.errors", "search.files", "search.provenance", "search.faults", "search.train",
                       "search.config", "search.engine"),
     "search.results": ("space", "blocks", "search.errors", "search.files", "search.provenance", "search.train",
                        "search.config", "search.engine", "search.results"),

@@ -13,9 +13,7 @@ exported network's size and input resolution, only when latency is an objective 
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +24,7 @@ from optuna.trial import FrozenTrial
 from blocks.cache import user_cache_dir
 from blocks.latency import LatencyTable, LatencyTarget, measure_latency
 from search.engine.attributes import ATTR
+from search.choices import DEFAULT_OBJECTIVES, LATENCY_MODES, parse_latency_ms
 from search.errors import SearchError
 from space.spec import ArchSpec
 
@@ -66,8 +65,6 @@ OBJECTIVES: dict[str, Objective] = {
     "latency": Objective("latency", "latency_ms", "minimize", ATTR.LATENCY, "latency (ms per forward pass)",
                          "latency_ms", 1.0, 1.0, 1.0, "%{V:.3f} ms"),
 }
-DEFAULT_OBJECTIVES = ("accuracy", "macs")
-LATENCY_MODES = ("lookup", "exact")
 _BY_METRIC = {o.metric: o for o in OBJECTIVES.values()}
 
 
@@ -157,20 +154,6 @@ class Objectives(tuple):
         if "latency" in self and latency_ms is None:
             raise ValueError("latency is an objective but was not measured")
         return [float(raw[o.name]) for o in self]
-
-
-_UNITS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
-
-
-def parse_latency_ms(text: str) -> float:
-    """'5ms', '800us', '0.01s' -> milliseconds (a unit is required); ValueError otherwise."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|us|µs|s)\s*", str(text))
-    if not m:
-        raise ValueError(f"expected a latency with its unit like 5ms, 800us or 0.01s, got {text!r}")
-    value = float(m.group(1)) * _UNITS[m.group(2)]
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"expected a positive latency, got {text!r}")
-    return value
 
 
 def latency_table_path() -> Path:

@@ -20,12 +20,13 @@ import sqlalchemy
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
+from search.choices import SAMPLERS
 from search.engine.attributes import ATTR, STATUS, counted
 from search.engine.objectives import DEFAULT_OBJECTIVES, Objectives
 from search.engine.journal import JournalError, check_journal, journal_backend
 from search.engine.outcome import finish, recorded_outcome
 from search.engine.rdb import RetryingRDBStorage
-from search.errors import SearchError
+from search.errors import SearchError, StudyError
 from search.files import file_lock
 
 # We use group-decomposed TPE and metric names on purpose; their "experimental" notes are noise.
@@ -35,7 +36,6 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 
 DIRECTIONS = tuple(Objectives.parse(DEFAULT_OBJECTIVES).directions)  # of the default objectives
 OBJECTIVE_NAMES = tuple(Objectives.parse(DEFAULT_OBJECTIVES).metric_names)
-SAMPLERS = ("tpe", "nsga2", "random", "gp", "qmc")
 DEFAULT_HEARTBEAT_GRACE_S = 60.0  # --heartbeat-grace
 HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (tests run "hosts" on one machine)
 
@@ -43,10 +43,6 @@ HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (test
 def host_id() -> str:
     """The name this worker's host records on its trials: $SEESAW_HOST_ID, else the host name."""
     return os.environ.get(HOST_ID_ENV) or socket.gethostname()
-
-
-class StudyError(ValueError):
-    """The study cannot be opened or does not match the run; the message says what to do."""
 
 
 def ask_lock(run_dir: Path) -> FileLock:

@@ -8,7 +8,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.results.artifacts import format_table, write_csv, write_trials_csv
+from search.results.artifacts import write_csv, write_trials_csv
+from search.results.table import format_table
 from search.config import SearchConfig
 from search.results.export import export_trial
 from search.results.fidelity import describe_fidelity, find_fidelity

@@ -26,6 +26,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from blocks.cache import user_cache_dir
+from search.choices import DATASETS, KNOWN_NUM_CLASSES, default_num_classes
+from search.errors import DataError
 from search.files import atomic_path
 
 __all__ = [
@@ -44,15 +46,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("cifar10", "cifar100", "imagefolder", "synthetic")
-# Classes of a data set known before it is loaded (an image folder has as many as its folders).
-KNOWN_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CACHE_VERSION = 1  # bump when the layout of the decoded cache file changes
-
-
-class DataError(ValueError):
-    """A data set cannot be loaded; the one-line message names the problem and the fix."""
 
 
 # ----------------------------------------------------------------------------- containers
@@ -139,11 +134,6 @@ def load_dataset(
     if key not in _SPLIT_CACHE:
         _SPLIT_CACHE[key] = split_dataset(load_raw(name, data_dir), val_size, seed, device, name=name)
     return _SPLIT_CACHE[key]
-
-
-def default_num_classes(name: str) -> int:
-    """The number of classes of data set ``name`` without loading it (10 for an image folder)."""
-    return KNOWN_NUM_CLASSES.get(name, 10)
 
 
 def clear_cache() -> None:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from blocks.cost import count_module_cost
+from blocks.counting import count_module_cost
 from blocks.model import build_model
 from search.files import atomic_path, write_atomic
 from search.provenance import git_commit, package_versions

@@ -22,7 +22,8 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from blocks.cost import Cost, count_cost, count_module_cost
+from blocks.cost import Cost, count_cost
+from blocks.counting import count_module_cost
 from blocks.model import build_model
 from search.files import atomic_path
 from search.train.augment import AugmentConfig

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from search.choices import OBJECTIVE_CHOICES
+from search.engine.objectives import OBJECTIVES
 from search.engine.zero_cost import ZERO_COST_PROXIES
 from search.train.proxy import PRESETS
 from seesaw_cli.parser import build_parser
 from space.spaces import SPACES
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +48,32 @@ def test_closed_sets_list_their_choices(help_text, option, choices):
     assert f"{option} {{{','.join(choices)}}}" in help_text
     action = next(a for a in build_parser()._actions if option in a.option_strings)
     assert list(action.choices) == choices and len(choices) >= 2
+
+
+def test_the_objectives_offered_are_those_implemented(help_text):
+    assert OBJECTIVE_CHOICES == tuple(OBJECTIVES)
+    assert f"two or three of {', '.join(OBJECTIVES)}" in help_text
+
+
+def test_help_and_a_warm_references_start_without_torch_or_optuna(tmp_path):
+    """The info commands answer in about a second: they never import torch or optuna, except to
+    count parts that this machine has not counted before (the first --references)."""
+    env = {**os.environ, "SEESAW_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    script = ("import contextlib, io, sys, launch_search\n"
+              "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+              "    try:\n"
+              "        rc = launch_search.main(sys.argv[1:])\n"
+              "    except SystemExit as exc:\n"
+              "        rc = exc.code\n"
+              "print(rc, 'torch' in sys.modules, 'optuna' in sys.modules, len(out.getvalue()) > 500)")
+
+    def run(*argv: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-c", script, *argv], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert run("--help") == ["0", "False", "False", "True"]
+    assert run("--references") == ["0", "True", "False", "True"]  # counts the parts: torch
+    assert run("--references") == ["0", "False", "False", "True"]
+    assert run("--space", "shufflenet", "--describe")[2:] == ["False", "True"]
