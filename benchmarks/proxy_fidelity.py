@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared CPU: see BENCHMARKS.md)")
+    p.add_argument("--proxy-repeats", type=int, default=1, metavar="K",
+                   help="train the proxy with K training seeds (seed, seed+1, ...; same data split) and also rank "
+                        "by their mean, as a search's --repeats does")
+    p.add_argument("--only", choices=("proxy", "final"), default=None,
+                   help="train only these results and stop (no zero-cost scores, no table): to share the work "
+                        "between two processes on one cache")
     p.add_argument("--cache-dir", default=None, help="default ~/.cache/seesaw-nas/benchmarks")
     p.add_argument("--write", action="store_true", help=f"store the numbers in {RESULTS_FILE.relative_to(ROOT)}")
     p.add_argument("--label", default=None, help="name of the stored entry (default: SPACE-SIZE-DATASET)")
@@ -207,10 +213,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"{len(archs)} architectures ({n} sampled over MACs strata + {len(archs) - n} references), chosen in "
           f"{time.perf_counter() - t0:.0f} s")
 
+    if args.proxy_repeats < 1:
+        raise SystemExit("--proxy-repeats must be >= 1")
+    proxy_settings = {**data_id, "config": accuracy_settings(dataclasses.asdict(proxy_cfg))}
     caches = {
-        "proxy": ResultCache.for_settings("train", {**data_id, "config": accuracy_settings(dataclasses.asdict(proxy_cfg))}, args.cache_dir),
+        # training seed args.seed + j; j = 0 keeps the settings (and cached results) of single-seed runs
+        **{proxy_name_of(j): ResultCache.for_settings("train", proxy_settings | ({"train_seed": args.seed + j} if j else {}),
+                                                      args.cache_dir) for j in range(args.proxy_repeats)},
         "final": ResultCache.for_settings("train", {**data_id, "config": accuracy_settings(dataclasses.asdict(long_cfg))}, args.cache_dir),
     }
+    configs = {**{proxy_name_of(j): (proxy_cfg, args.seed + j) for j in range(args.proxy_repeats)},
+               "final": (long_cfg, args.seed)}
+    if args.only:
+        configs = {k: v for k, v in configs.items() if k.startswith(args.only)}
+        singles = []
     zc_cache = ResultCache.for_settings("zero-cost", {**data_id, "width_scale": proxy_cfg.width_scale,
                                                       "images": SCORE_IMAGES}, args.cache_dir)
     images, labels = score_batch(data.train_x, data.train_y, SCORE_IMAGES, args.seed)
@@ -218,9 +234,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rows = []
     for i, (name, spec) in enumerate(archs):
         key = spec.canonical_key()
-        seed = args.seed  # evaluate_spec seeds each architecture's initial weights from it and its key
         row = {"name": name, "key": key, **cost_of(spec)}
-        for which, cfg in (("proxy", proxy_cfg), ("final", long_cfg)):
+        # evaluate_spec seeds each architecture's initial weights and data order from the seed and its key
+        for which, (cfg, seed) in configs.items():
             cache = caches[which]
             if key not in cache:
                 t0 = time.perf_counter()
@@ -240,15 +256,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             new = score_spec(missing, scored, data.num_classes, images, labels, seed=architecture_seed(key, args.seed))
             zc_cache.put(key, {**(zc_cache.get(key) or {}), **{k: (v if math.isfinite(v) else None) for k, v in new.items()},
                                "wall_s": time.perf_counter() - t0})
-        row["zero_cost"] = zc_cache.get(key)
+        row["zero_cost"] = zc_cache.get(key) or {}
         rows.append(row)
-        p, f = row["proxy"], row["final"]
+        done = "  ".join(f"{which} {_pct(row[which]['val_acc'])} ({row[which]['wall_s']:.0f}s)" for which in configs)
         print(f"[{i + 1}/{len(archs)}] {name:22s} {row['macs'] / 1e6:7.1f}M MACs {row['params'] / 1e6:5.2f}M params  "
-              f"proxy {_pct(p['val_acc'])} ({p['wall_s']:.0f}s)  final {_pct(f['val_acc'])} ({f['wall_s']:.0f}s)", flush=True)
+              f"{done}", flush=True)
+    if args.only:
+        print(f"trained the {args.only} results; run without --only for the table")
+        return {}
 
     final = [r["final"]["val_acc"] for r in rows]
     signals: dict[str, list[float | None]] = {
         "proxy": [r["proxy"]["val_acc"] for r in rows],
+        **({f"proxy mean of {args.proxy_repeats}": [_mean([r[proxy_name_of(j)]["val_acc"] for j in range(args.proxy_repeats)])
+                                                    for r in rows]} if args.proxy_repeats > 1 else {}),
         "params": [r["params"] for r in rows],
         "macs": [r["macs"] for r in rows],
     }
@@ -263,10 +284,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     print()
     print(f"rank correlation with the final accuracy ({len(rows)} architectures, {args.space}, {args.dataset}):")
-    print(f"{'signal':12s} {'spearman':>9s} {'kendall':>8s}  {'90% CI (spearman)':18s} {'n':>3s}")
+    print(f"{'signal':18s} {'spearman':>9s} {'kendall':>8s}  {'90% CI (spearman)':18s} {'n':>3s}")
     for name, c in table.items():
         ci = f"[{c['spearman_ci90'][0]:+.2f}, {c['spearman_ci90'][1]:+.2f}]" if c["spearman_ci90"] else "-"
-        print(f"{name:12s} {_num(c['spearman']):>9s} {_num(c['kendall']):>8s}  {ci:18s} {c['n']:>3d}")
+        print(f"{name:18s} {_num(c['spearman']):>9s} {_num(c['kendall']):>8s}  {ci:18s} {c['n']:>3d}")
     final_ok = [a for a in final if a is not None]
     proxy_ok = [a for a in signals["proxy"] if a is not None]
     print(f"final accuracy {min(final_ok) * 100:.1f}..{max(final_ok) * 100:.1f}%, proxy accuracy "
@@ -288,7 +309,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {args.device}",
         "date": time.strftime("%Y-%m-%d"),
         "rows": [{k: r[k] for k in ("name", "key", "params", "macs")} | {"proxy_acc": r["proxy"]["val_acc"],
-                 "final_acc": r["final"]["val_acc"], **{f"zc_{m}": r["zero_cost"].get(m) for m in singles}} for r in rows],
+                 "final_acc": r["final"]["val_acc"],
+                 **{f"proxy_acc_seed{args.seed + j}": r[proxy_name_of(j)]["val_acc"] for j in range(1, args.proxy_repeats)},
+                 **{f"zc_{m}": r["zero_cost"].get(m) for m in singles}} for r in rows],
     }
     if args.write:
         write_entry(entry)
@@ -300,6 +323,15 @@ def write_entry(entry: dict[str, Any], path: Path = RESULTS_FILE) -> None:
     doc = json.loads(path.read_text()) if path.exists() else {"entries": []}
     doc["entries"] = [e for e in doc["entries"] if e["label"] != entry["label"]] + [entry]
     path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def proxy_name_of(j: int) -> str:
+    """The row key of the proxy result with training seed offset ``j`` ("proxy" for the first)."""
+    return "proxy" if j == 0 else f"proxy_s{j}"
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    return None if any(v is None for v in values) else sum(values) / len(values)
 
 
 def _pct(v: float | None) -> str:

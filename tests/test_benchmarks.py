@@ -73,3 +73,19 @@ def test_caches_saved_by_two_processes_keep_both_results(tmp_path):
     first.put("k1", 1)
     second.put("k2", 2)
     assert ResultCache.for_settings("t", {"a": 1}, tmp_path).data == {"k1": 1, "k2": 2}
+
+
+def test_proxy_fidelity_ranks_by_the_mean_of_repeated_proxy_seeds(tmp_path):
+    """--proxy-repeats 2 trains the proxy with two training seeds and adds their mean as a signal;
+    --only proxy trains those alone (for a second process), and the full run reuses them."""
+    from benchmarks.proxy_fidelity import main
+
+    args = ["--quick", "--n", "2", "--dataset", "synthetic", "--threads", "1", "--proxy-repeats", "2",
+            "--cache-dir", str(tmp_path)]
+    assert main([*args, "--only", "proxy"]) == {}  # trained, printed no table
+    entry = main([*args, "--zero-cost", "synflow"])
+    rows = entry["rows"]
+    assert all(r["proxy_acc_seed1"] is not None for r in rows)
+    mean = [(r["proxy_acc"] + r["proxy_acc_seed1"]) / 2 for r in rows]
+    expected = rank_correlation(mean, [r["final_acc"] for r in rows])
+    assert entry["correlations"]["proxy mean of 2"]["spearman"] == expected["spearman"]
