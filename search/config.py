@@ -15,7 +15,7 @@ from search.engine.zero_cost import ZERO_COST_PROXIES
 from search.errors import SearchError
 from space.spaces import SPACES
 
-__all__ = ["EXECUTORS", "LADDER_DEFAULTS", "PICKS", "SearchConfig", "SearchError"]
+__all__ = ["ETA_DEFAULT", "EXECUTORS", "LADDER_DEFAULTS", "PICKS", "SearchConfig", "SearchError"]
 
 MAX_NAME_BYTES = 100  # a folder name and an Optuna study name; file systems allow 255 bytes
 MAX_SEED = 2**31 - 1  # samplers take seeds below 2**32
@@ -23,6 +23,7 @@ MAX_SEED = 2**31 - 1  # samplers take seeds below 2**32
 # (rung 0 alone is the measured protocol), 2 seeds at the end so that the README's 8-trial command
 # gets error bars for under twice its cost; gpu: 3 rungs, 3 seeds (issue 12).
 LADDER_DEFAULTS = {"gpu": (3, 3), "cpu": (1, 2)}
+ETA_DEFAULT = 3
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class SearchConfig:
     pick: str = "accuracy"
     # multi-fidelity promotion and repeats (search/engine/ladder.py); None: LADDER_DEFAULTS of the preset
     rungs: int | None = None  # fidelities: rung r trains eta**r x the rung-0 epochs; 1 = off
-    eta: int = 3  # the top 1/eta of a rung go on to the next
+    eta: int | None = None  # the top 1/eta of a rung go on to the next; None: ETA_DEFAULT
     repeats: int | None = None  # seeds at the top rung for the final front and the references; 1 = off
     prescreen: str | None = None  # zero-cost proxy that picks 1 of ceil(1/keep) samples to train
     prescreen_keep: float = 0.25
@@ -93,11 +94,12 @@ class SearchConfig:
         return self.storage or f"journal://{self.run_dir.resolve() / 'study.journal'}"
 
     def with_ladder_defaults(self, proxy_name: str) -> "SearchConfig":
-        """``--rungs``/``--repeats`` resolved for the run's proxy preset (1 with --executor ray)."""
+        """``--rungs``/``--repeats`` resolved for the run's proxy preset (1 with --executor ray), and ``--eta``."""
         off = self.executor == "ray" or "accuracy" not in self.objectives  # nothing to promote or repeat
         rungs, repeats = (1, 1) if off else LADDER_DEFAULTS.get(proxy_name, (1, 1))
         return dataclasses.replace(self, rungs=self.rungs if self.rungs is not None else rungs,
-                                   repeats=self.repeats if self.repeats is not None else repeats)
+                                   repeats=self.repeats if self.repeats is not None else repeats,
+                                   eta=self.eta if self.eta is not None else ETA_DEFAULT)
 
     @property
     def ladder(self) -> bool:

@@ -36,6 +36,8 @@ __all__ = ["RESUME_FIXED", "check_resume", "export_trial_of_run", "finalize", "r
 RESUME_FIXED = ("space", "shared_block", "dataset", "objectives")
 # ... and, when the run measures latency, where and how (one run's latencies must be comparable).
 RESUME_FIXED_LATENCY = ("latency", "latency_device", "latency_batch", "latency_threads")
+# ... and how it trains networks further; a resume that does not give them continues with the run's.
+RESUME_INHERITED = ("rungs", "eta", "repeats")
 
 
 def run_search(cfg: SearchConfig) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     if not cfg.resume and journal.exists() and cfg.storage is None:
         raise SearchError(f"{run_dir} already holds a search; pass --resume to continue it or --name for a new run")
     if cfg.resume:
-        check_resume(cfg)
+        cfg = check_resume(cfg)
     created = _first_missing(run_dir.resolve())
     try:
         run = open_run(cfg, create=True)
@@ -115,9 +117,10 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
-def check_resume(cfg: SearchConfig) -> None:
+def check_resume(cfg: SearchConfig) -> SearchConfig:
     """``--resume`` continues a run that exists, with the settings that define its search: refused
-    otherwise, before anything is written."""
+    otherwise, before anything is written. Returns ``cfg`` with the run's ``--rungs``, ``--eta``
+    and ``--repeats`` where the resume does not give them."""
     run_dir = cfg.run_dir
     if cfg.storage is None and not (run_dir / "study.journal").exists():
         raise SearchError(f"--resume: there is no run {cfg.name!r} in {cfg.results_dir} (no {run_dir / 'study.journal'}); "
@@ -126,16 +129,17 @@ def check_resume(cfg: SearchConfig) -> None:
         raise SearchError(f"--resume: the run folder {run_dir} is not writable")
     path = run_dir / "run.json"
     if not path.exists():
-        return
+        return cfg
     try:
         first = json.loads(path.read_text()).get("launches", [{}])[0].get("config", {})
     except (ValueError, AttributeError, IndexError):
-        return  # an unreadable run.json is rewritten; the study itself is the record
+        return cfg  # an unreadable run.json is rewritten; the study itself is the record
     current = json.loads(json.dumps(cfg.to_dict(), default=str))  # as run.json holds it (tuples -> lists)
     fixed = RESUME_FIXED + (RESUME_FIXED_LATENCY if cfg.uses_latency else ())
     if "objectives" not in first:  # a run from before --objectives optimised the default ones
         first = {**first, "objectives": list(SearchConfig.objectives)}
     changed = [k for k in fixed if k in first and first[k] != current[k]]
+    changed += [k for k in RESUME_INHERITED if first.get(k) is not None and current[k] is not None and first[k] != current[k]]
     if changed:
         def shown(v: Any) -> Any:
             return ",".join(map(str, v)) if isinstance(v, list) else v
@@ -143,6 +147,7 @@ def check_resume(cfg: SearchConfig) -> None:
         now = ", ".join(f"--{k.replace('_', '-')} {shown(current[k])}" for k in changed)
         raise SearchError(f"--resume: run {cfg.name!r} was made with {was}, not {now}; resume it with the same "
                           "settings or start a new --name")
+    return dataclasses.replace(cfg, **{k: first[k] for k in RESUME_INHERITED if current[k] is None and first.get(k) is not None})
 
 
 def finalize(run: Run) -> dict[str, Any]:

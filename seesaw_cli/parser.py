@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rungs", type=int, default=None, metavar="R",
                    help="fidelities: the top 1/ETA of each rung train ETA x longer, from their checkpoint "
                         "(default: 3 on the gpu preset, 1 = off elsewhere)")
-    s.add_argument("--eta", type=int, default=3, metavar="E", help="promotion ratio between rungs")
+    s.add_argument("--eta", type=int, default=None, metavar="E", help="promotion ratio between rungs (default: 3)")
     s.add_argument("--repeats", type=int, default=None, metavar="K",
                    help="seeds at the top rung for the final front and the references, for error bars and "
                         "confident claims (default: 3 on gpu, 2 on cpu, 1 = off elsewhere)")

@@ -3,6 +3,7 @@ stderr, exit status 2, and nothing created on disk (no run folder, no journal, n
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -160,10 +161,23 @@ def test_resume_with_another_space_or_block_sharing_is_refused_and_changes_nothi
     assert code == 0, err
     run_dir = tmp_path / "r"
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
-    for extra in (["--space", "shufflenet"], ["--shared-block"], ["--dataset", "cifar100"]):
+    for extra in (["--space", "shufflenet"], ["--shared-block"], ["--dataset", "cifar100"], ["--eta", "2"],
+                  ["--repeats", "2"]):
         code, err = run_main([*base, "--resume", "--budget", "2", *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "was made with" in err, err
         assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before, extra
     # --export reads the run without writing to it, and prints only the YAML's path
     code, _ = run_main([*base, "--export", "0"], capsys)
     assert code == 0 and (run_dir / "study.journal").read_bytes() == before["study.journal"]
+
+
+def test_a_resume_without_ladder_options_continues_with_the_runs(tmp_path, capsys):
+    """--rungs, --eta and --repeats are the run's: a resume that leaves them out keeps them (and
+    one that gives other values is refused, above)."""
+    base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "e"]
+    code, err = run_main([*base, "--eta", "2"], capsys)
+    assert code == 0, err
+    code, err = run_main([*base, "--resume"], capsys)
+    assert code == 0, err
+    launches = json.loads((tmp_path / "e" / "run.json").read_text())["launches"]
+    assert [launch["config"]["eta"] for launch in launches] == [2, 2]
