@@ -117,13 +117,12 @@ _RANDOM_FILLS = {torch.nn.init.uniform_, torch.nn.init.normal_, torch.nn.init.tr
 
 def count_part(kind: str, args: tuple[Any, ...], in_ch: int, hw: tuple[int, int]) -> PartCost:
     """Params, MACs and output resolution of one part of a network (``blocks.cost`` names the kinds)."""
-    builders = {
-        "stem": lambda stem: make_stem(stem),
+    build = {
+        "stem": make_stem,
         "block": lambda block, out_ch, stride: build_block(block, in_ch, out_ch, stride),
         "attention": lambda attention: create_attention(attention, in_ch),
         "head": lambda head, num_classes: make_head(head, in_ch, num_classes),
-    }
-    build = builders[kind]
+    }[kind]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # batch-1 tensors: more threads only spin (5-30x slower on a busy CPU)
     try:
