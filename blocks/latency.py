@@ -5,11 +5,21 @@
     seconds = predict_latency(spec, num_classes=10, input_size=32, table=table)
     record = latency_record(spec, 10, 32, table)   # {"latency_s", "latency_device", ...} for a trial
 
-Timing: ``torch.utils.benchmark.Timer`` (it sets and restores torch's thread count, warms up,
-and synchronises the accelerator around every block of calls) in ``torch.inference_mode`` on
-``model.eval()``; the result is the median over blocks of ``blocked_autorange``, in seconds per
-forward pass of one batch. On one CPU thread the clock is that thread's CPU time by default
+Timing without the speed probe (a GPU, or ``probe=False``): ``torch.utils.benchmark.Timer`` (it
+sets and restores torch's thread count, warms up, and synchronises the accelerator around every
+block of calls) in ``torch.inference_mode`` on ``model.eval()``; the result is the median over
+blocks of ``blocked_autorange``, in seconds per forward pass of one batch. On one CPU thread the clock is that thread's CPU time by default
 (``LatencyTarget.clock``): on a shared machine wall time also counts other jobs' turns.
+
+Speed probe (CPU targets, on by default in a ``LatencyTable``): the speed of one core of this
+machine (a virtual CPU) moves by up to 2x within seconds, idle or not, so a part timed for 0.1 s
+during a slow phase was entered up to 2x too slow, and two tables of the same networks did not
+agree on their order (BENCHMARKS.md). With a probe, every timed call sits between calls of a fixed
+small network (``SpeedProbe``); the call's time divided by the probe's around it is the part's
+time in probe units, which a slow phase scales nearly alike (BENCHMARKS.md: how nearly). The
+median of these ratios, times the probe's time on the machine's fast phase (``SpeedProbe.nominal``:
+its fastest call in a calibration when the table's section is made, kept in the file so every
+entry shares it), is the entry in seconds.
 
 Lookup (the FBNet / ProxylessNAS latency table): a network is stem + each block + each stage
 post-attention + tail (head conv, pool, dropout, classifier). Each distinct part, keyed by its
@@ -66,6 +76,7 @@ __all__ = [
     "LatencyTable",
     "LatencyTarget",
     "Part",
+    "SpeedProbe",
     "latency_record",
     "measure_latency",
     "network_parts",
@@ -76,6 +87,8 @@ __all__ = [
 CACHE_VERSION = 1
 DEFAULT_PART_RUN_TIME = 0.1  # seconds of timed calls per table entry
 DEFAULT_NETWORK_RUN_TIME = 0.5  # seconds of timed calls per whole network
+PROBE_CALIBRATION_TIME = 2.0  # seconds of probe calls whose fastest sets a table's nominal probe time
+MIN_PROBED_CALLS = 5  # timed calls of a module between probes, at least
 
 
 # ----------------------------------------------------------------------------- target
@@ -203,6 +216,59 @@ def _on(target: LatencyTarget) -> Iterator[None]:
         yield
 
 
+def _clock(target: LatencyTarget) -> Any:
+    """The target's clock: the thread's CPU time, the wall clock, or (CUDA) the synchronising one."""
+    if target.clock == "thread":
+        return time.thread_time
+    if target.device == "cpu":
+        return timeit.default_timer
+    return synchronizing_timer  # synchronises the current accelerator, then reads the wall clock
+
+
+class SpeedProbe:
+    """A fixed small network (1x1 conv, BN, ReLU, depthwise 3x3, 1x1 conv; 32 channels at 16x16:
+    the ops of the blocks searched here) whose time, taken right around another call, says how fast
+    the CPU runs at that moment. ``nominal``: seconds per probe call on the machine's fast phase
+    (``calibrate``), the unit that turns probe ratios back into seconds. CPU targets only: the
+    probe would time a GPU's host, not the GPU.
+    """
+
+    INPUT_SHAPE = (1, 32, 16, 16)
+
+    def __init__(self, target: LatencyTarget, nominal: float | None = None) -> None:
+        if target.device != "cpu":
+            raise ValueError(f"the speed probe times CPU targets only, not {target.device}; use probe=False")
+        self.target = target
+        self.nominal = nominal
+        with torch.random.fork_rng(devices=[]):  # the same probe in every process; the caller's stream untouched
+            torch.manual_seed(0)
+            self.module = nn.Sequential(
+                nn.Conv2d(32, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                nn.Conv2d(64, 64, 3, padding=1, groups=64, bias=False), nn.Conv2d(64, 32, 1, bias=False),
+            ).eval()
+            self.x = torch.randn(*self.INPUT_SHAPE)
+        self.clock = _clock(target)
+
+    def time(self, calls: int = 3) -> float:
+        """Median seconds of ``calls`` probe calls now (call inside ``_on(target)``)."""
+        ts = []
+        for _ in range(calls):
+            t0 = self.clock()
+            self.module(self.x)
+            ts.append(self.clock() - t0)
+        return sorted(ts)[len(ts) // 2]
+
+    def calibrate(self, seconds: float = PROBE_CALIBRATION_TIME) -> float:
+        """The fastest probe call in ``seconds`` of calls: the probe's time on the fast phase."""
+        with _on(self.target):
+            for _ in range(10):  # warm-up
+                self.module(self.x)
+            fastest, deadline = math.inf, time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                fastest = min(fastest, self.time(1))
+        return fastest
+
+
 def time_module(
     module: nn.Module,
     input_shape: tuple[int, ...],
@@ -210,6 +276,7 @@ def time_module(
     *,
     min_run_time: float = DEFAULT_PART_RUN_TIME,
     rotate_bytes: int = 0,
+    probe: SpeedProbe | None = None,
 ) -> tuple[float, tuple[int, ...]]:
     """Seconds per ``module(x)`` call for a random ``x`` of ``input_shape`` on the target (the
     module is moved there and put in eval mode), and the output shape.
@@ -220,37 +287,66 @@ def time_module(
     ``rotate_bytes``: time calls of enough copies of the module (same input, at most 64) that
     their weights take at least this many bytes, in turn, so each call finds its weights out of
     the cache as inside a network whose other parts ran in between (0: one module, cache-hot).
+
+    ``probe`` (a calibrated ``SpeedProbe``, CPU): instead, single calls between probe calls, for at
+    least ``min_run_time`` seconds and ``MIN_PROBED_CALLS`` calls; the median ratio of a call to the
+    probe around it, times ``probe.nominal``. Hand-rolled because ``Timer`` times blocks of calls
+    and cannot interleave another measurement.
     """
     module = module.to(target.torch_device).eval()
     x = torch.randn(*input_shape, device=target.torch_device)
     with _on(target):
         out = module(x)
         shape = tuple(out.shape)
-        if target.clock == "thread":
-            clock = time.thread_time
-        elif target.device == "cpu":
-            clock = timeit.default_timer
-        else:
-            clock = synchronizing_timer  # synchronises the current accelerator, then reads the wall clock
+        clock = _clock(target)
         threads = target.threads or torch.get_num_threads()
         copies = [module]
         if rotate_bytes > 0:
             weight_bytes = sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
             k = min(64, max(1, -(-rotate_bytes // max(weight_bytes, 1))))
             copies += [copy.deepcopy(module) for _ in range(k - 1)]
+        if probe is not None:
+            return _probed_seconds(copies, x, probe, min_run_time), shape
         stmt = "module(x)" if len(copies) == 1 else "for module in copies: module(x)"
         timer = Timer(stmt=stmt, globals={"module": module, "copies": copies, "x": x}, num_threads=threads, timer=clock)
         seconds = timer.blocked_autorange(min_run_time=min_run_time).median / len(copies)
     return float(seconds), shape
 
 
+def _probed_seconds(copies: list[nn.Module], x: torch.Tensor, probe: SpeedProbe, min_run_time: float) -> float:
+    """Seconds per call of ``copies`` (in turn): the median ratio to the probe times its nominal."""
+    if probe.nominal is None:
+        raise ValueError("the speed probe is not calibrated; set probe.nominal = probe.calibrate() first")
+    ratios: list[float] = []
+    deadline = time.perf_counter() + min_run_time
+    after = probe.time()
+    while len(ratios) < MIN_PROBED_CALLS or time.perf_counter() < deadline:
+        before = after
+        t0 = probe.clock()
+        for module in copies:
+            module(x)
+        seconds = (probe.clock() - t0) / len(copies)
+        after = probe.time()
+        ratios.append(seconds / ((before + after) / 2))
+    ratios.sort()
+    return float(ratios[len(ratios) // 2] * probe.nominal)
+
+
 def measure_latency(
-    spec: ArchSpec, num_classes: int, input_size: int, target: LatencyTarget, *, min_run_time: float = DEFAULT_NETWORK_RUN_TIME
+    spec: ArchSpec,
+    num_classes: int,
+    input_size: int,
+    target: LatencyTarget,
+    *,
+    min_run_time: float = DEFAULT_NETWORK_RUN_TIME,
+    probe: SpeedProbe | None = None,
 ) -> float:
     """Seconds per forward pass of the whole network on ``target`` (a batch of ``target.batch``
-    images of ``input_size`` x ``input_size``): the exact measurement, no table."""
+    images of ``input_size`` x ``input_size``): the exact measurement, no table entries (a
+    table's ``measure`` times it with the table's probe)."""
     model = build_model(spec, num_classes)
-    seconds, _ = time_module(model, (target.batch, 3, input_size, input_size), target, min_run_time=min_run_time)
+    seconds, _ = time_module(model, (target.batch, 3, input_size, input_size), target, min_run_time=min_run_time,
+                             probe=probe)
     return seconds
 
 
@@ -329,6 +425,11 @@ class LatencyTable:
     ``open`` gives one instance per (file, target) and process, so a search loads the file once.
     ``measurements`` counts the parts this instance timed; entries other processes saved are
     picked up on every ``save``.
+
+    ``probe`` (default: on for CPU targets) times every part and ``measure`` between speed-probe
+    calls (``SpeedProbe``). The probe's nominal time is calibrated when the first part of the
+    section is timed and saved in the section; the first process to save it wins, so every entry
+    of a section is in the same unit.
     """
 
     _open: dict[tuple[str, str], "LatencyTable"] = {}
@@ -340,16 +441,24 @@ class LatencyTable:
         *,
         min_run_time: float = DEFAULT_PART_RUN_TIME,
         rotate_bytes: int = 0,
+        probe: bool | None = None,
+        calibration_time: float = PROBE_CALIBRATION_TIME,
     ) -> None:
         self.path = Path(path).expanduser()
+        self.calibration_time = calibration_time
         self.target = target
         self.min_run_time = min_run_time
         self.rotate_bytes = rotate_bytes
+        self.probe = target.device == "cpu" if probe is None else bool(probe)
+        if self.probe and target.device != "cpu":
+            raise ValueError(f"the speed probe times CPU targets only, not {target.device}; use probe=False")
         self.measurements = 0
         self.entries: dict[str, dict[str, Any]] = {}
         self._new: dict[str, dict[str, Any]] = {}
+        self._speed_probe: SpeedProbe | None = None
         section = self._read().get("targets", {}).get(self.key(), {})
         self.entries.update(section.get("entries", {}))
+        self.probe_s: float | None = section.get("probe_s")  # the probe's nominal seconds, once calibrated
 
     @classmethod
     def open(cls, path: str | os.PathLike, target: LatencyTarget, **kwargs: Any) -> "LatencyTable":
@@ -364,7 +473,7 @@ class LatencyTable:
 
     def settings(self) -> dict[str, Any]:
         """The target's settings and how parts are timed: what the entries depend on."""
-        return {**self.target.settings(), "rotate_bytes": self.rotate_bytes}
+        return {**self.target.settings(), "rotate_bytes": self.rotate_bytes, "probe": self.probe}
 
     def key(self) -> str:
         """The key of this table's section of the file."""
@@ -392,6 +501,8 @@ class LatencyTable:
         def merge(current: Any) -> dict[str, Any]:
             data = self._checked(current)
             section = data.setdefault("targets", {}).setdefault(self.key(), {"target": self.settings(), "entries": {}})
+            if self.probe_s is not None:
+                section.setdefault("probe_s", self.probe_s)  # first calibration wins, as entries do
             for key, entry in self._new.items():
                 section["entries"].setdefault(key, entry)  # first measurement wins: all processes agree
             return data
@@ -400,8 +511,24 @@ class LatencyTable:
             data = update_json(self.path, merge)
         except json.JSONDecodeError as exc:
             raise ValueError(f"latency table {self.path} is not valid JSON ({exc}); delete it to start a new one") from None
-        self.entries.update(data["targets"][self.key()]["entries"])
+        section = data["targets"][self.key()]
+        self.entries.update(section["entries"])
+        self.probe_s = section.get("probe_s", self.probe_s)
+        if self._speed_probe is not None:
+            self._speed_probe.nominal = self.probe_s
         self._new.clear()
+
+    def speed_probe(self) -> SpeedProbe | None:
+        """The table's calibrated probe (None without one): the nominal time from the file, or
+        calibrated now and saved at once, so that other processes time in the same unit."""
+        if not self.probe:
+            return None
+        if self._speed_probe is None:
+            self._speed_probe = SpeedProbe(self.target, self.probe_s)
+            if self.probe_s is None:
+                self.probe_s = self._speed_probe.calibrate(self.calibration_time)
+                self.save()  # another process's earlier calibration replaces ours here
+        return self._speed_probe
 
     # -- lookup
     def lookup(self, spec: ArchSpec, num_classes: int, input_size: int, *, save: bool = True) -> list[tuple[str, float]]:
@@ -419,7 +546,8 @@ class LatencyTable:
                     net = build_model(spec, num_classes)
                     modules = _part_modules(net)
                 seconds, out_shape = time_module(
-                    modules[i], shape, self.target, min_run_time=self.min_run_time, rotate_bytes=self.rotate_bytes
+                    modules[i], shape, self.target, min_run_time=self.min_run_time, rotate_bytes=self.rotate_bytes,
+                    probe=self.speed_probe(),
                 )
                 entry = {"seconds": seconds, "output": list(out_shape), "name": part.name}
                 self.entries[key] = self._new[key] = entry
@@ -434,6 +562,13 @@ class LatencyTable:
         """Seconds per forward pass: the sum of the network's entries."""
         return math.fsum(s for _, s in self.lookup(spec, num_classes, input_size))
 
+    def measure(self, spec: ArchSpec, num_classes: int, input_size: int, *,
+                min_run_time: float = DEFAULT_NETWORK_RUN_TIME) -> float:
+        """Seconds per forward pass of the whole network, timed now with the table's probe (the
+        same unit as its entries); adds no entry."""
+        return measure_latency(spec, num_classes, input_size, self.target, min_run_time=min_run_time,
+                               probe=self.speed_probe())
+
 
 def predict_latency(
     spec: ArchSpec,
@@ -444,11 +579,12 @@ def predict_latency(
     mode: Literal["lookup", "exact"] = "lookup",
 ) -> float:
     """Seconds per forward pass of ``spec`` on ``table.target``: the sum of its table entries
-    (``lookup``, parts timed once and cached) or the whole network timed now (``exact``)."""
+    (``lookup``, parts timed once and cached) or the whole network timed now (``exact``, with
+    the table's probe)."""
     if mode == "lookup":
         return table.predict(spec, num_classes, input_size)
     if mode == "exact":
-        return measure_latency(spec, num_classes, input_size, table.target)
+        return table.measure(spec, num_classes, input_size)
     raise ValueError(f"latency mode {mode!r} is not known; use 'lookup' or 'exact'")
 
 

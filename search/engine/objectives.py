@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from blocks.cache import user_cache_dir
-from blocks.latency import LatencyTable, LatencyTarget, measure_latency
+from blocks.latency import LatencyTable, LatencyTarget
 from search.engine.attributes import ATTR
 from search.choices import DEFAULT_OBJECTIVES, LATENCY_MODES, parse_latency_ms
 from search.errors import SearchError
@@ -167,7 +167,8 @@ class LatencyMeter:
     attributes to record (``ATTR.LATENCY`` in ms, ``ATTR.LATENCY_TARGET``, ``ATTR.LATENCY_MODE``).
 
     ``lookup`` sums per-part times from the table file (parts timed once, saved atomically under a
-    file lock, shared by workers and runs); ``exact`` times the whole network each time."""
+    file lock, shared by workers and runs); ``exact`` times the whole network each time, in the table's
+    unit (its speed probe on a CPU)."""
 
     def __init__(self, device: str = "cpu", batch: int = 1, threads: int = 1, mode: str = "lookup",
                  table_path: str | os.PathLike | None = None) -> None:
@@ -188,13 +189,13 @@ class LatencyMeter:
         return f"{self.target.describe()}, {self.mode}"
 
     def seconds(self, spec: ArchSpec, num_classes: int, input_size: int) -> float:
-        if self.mode == "exact":
-            return measure_latency(spec, num_classes, input_size, self.target)
-        if self._table is None:
+        if self._table is None:  # exact mode too: its speed probe's unit is the table's
             try:
                 self._table = LatencyTable.open(self.table_path, self.target)
             except ValueError as exc:
                 raise SearchError(str(exc)) from None
+        if self.mode == "exact":
+            return self._table.measure(spec, num_classes, input_size)
         return self._table.predict(spec, num_classes, input_size)
 
     def __call__(self, spec: ArchSpec, num_classes: int, input_size: int) -> dict[str, Any]:

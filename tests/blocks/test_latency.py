@@ -15,6 +15,7 @@ import torch
 from blocks.latency import (
     LatencyTable,
     LatencyTarget,
+    SpeedProbe,
     latency_record,
     measure_latency,
     network_parts,
@@ -54,13 +55,14 @@ def test_target_key_names_device_torch_threads_and_batch():
 
 def test_table_is_keyed_by_target(tmp_path):
     path = tmp_path / "lat.json"
-    one = LatencyTable(path, LatencyTarget("cpu", 1, 1), min_run_time=FAST)
+    one = LatencyTable(path, LatencyTarget("cpu", 1, 1), min_run_time=FAST, calibration_time=FAST)
     one.predict(tiny_spec(), 10, 16)
     assert one.measurements == len(one) > 0
     assert len(LatencyTable(path, LatencyTarget("cpu", 1, 2))) == 0  # another thread count: nothing
     assert len(LatencyTable(path, LatencyTarget("cpu", 1, 1, clock="wall"))) == 0
     assert len(LatencyTable(path, LatencyTarget("cpu", 1, 1), rotate_bytes=2**21)) == 0  # timed another way
-    two = LatencyTable(path, LatencyTarget("cpu", 2, 1), min_run_time=FAST)  # another batch
+    assert len(LatencyTable(path, LatencyTarget("cpu", 1, 1), probe=False)) == 0  # without the speed probe
+    two = LatencyTable(path, LatencyTarget("cpu", 2, 1), min_run_time=FAST, calibration_time=FAST)  # another batch
     assert len(two) == 0
     two.predict(tiny_spec(), 10, 16)
     assert two.measurements == len(two) == len(one)
@@ -71,13 +73,13 @@ def test_table_is_keyed_by_target(tmp_path):
 
 def test_second_prediction_measures_nothing_new(tmp_path):
     path = tmp_path / "lat.json"
-    table = LatencyTable(path, LatencyTarget(), min_run_time=FAST)
+    table = LatencyTable(path, LatencyTarget(), min_run_time=FAST, calibration_time=FAST)
     first = predict_latency(tiny_spec(), 10, 16, table)
     timed = table.measurements
     # stem, 2 blocks, SE after the stage, tail: the two blocks differ (stride 2, then 1)
     assert timed == len(network_parts(tiny_spec(), 10)) == 5
     assert predict_latency(tiny_spec(), 10, 16, table) == first and table.measurements == timed
-    reloaded = LatencyTable(path, LatencyTarget(), min_run_time=FAST)  # another process, same file
+    reloaded = LatencyTable(path, LatencyTarget(), min_run_time=FAST, calibration_time=FAST)  # another process, same file
     assert reloaded.predict(tiny_spec(), 10, 16) == first and reloaded.measurements == 0
     # a wider network shares only its stem with the first
     table.predict(tiny_spec(width=16), 10, 16)
@@ -87,7 +89,7 @@ def test_second_prediction_measures_nothing_new(tmp_path):
 
 
 def test_prediction_is_the_sum_of_its_entries(tmp_path):
-    table = LatencyTable(tmp_path / "lat.json", LatencyTarget(), min_run_time=FAST)
+    table = LatencyTable(tmp_path / "lat.json", LatencyTarget(), min_run_time=FAST, calibration_time=FAST)
     spec = tiny_spec()
     predicted = table.predict(spec, 10, 16)
     shape = (1, 3, 16, 16)
@@ -102,7 +104,7 @@ def test_prediction_is_the_sum_of_its_entries(tmp_path):
 
 
 def test_exact_mode_and_record(tmp_path):
-    table = LatencyTable(tmp_path / "lat.json", LatencyTarget(), min_run_time=FAST)
+    table = LatencyTable(tmp_path / "lat.json", LatencyTarget(), min_run_time=FAST, calibration_time=FAST)
     exact = predict_latency(tiny_spec(), 10, 16, table, mode="exact")
     assert math.isfinite(exact) and exact > 0 and table.measurements == 0
     assert math.isfinite(measure_latency(tiny_spec(), 10, 16, LatencyTarget(clock="wall"), min_run_time=FAST))
@@ -145,7 +147,7 @@ sys.path.insert(0, {root!r})
 from blocks.latency import LatencyTable, LatencyTarget
 from space.spec import ArchSpec
 spec = ArchSpec.from_dict({spec!r})
-LatencyTable({path!r}, LatencyTarget(), min_run_time={fast!r}).predict(spec, 10, 16)
+LatencyTable({path!r}, LatencyTarget(), min_run_time={fast!r}, calibration_time={fast!r}).predict(spec, 10, 16)
 """
 
 
@@ -158,7 +160,7 @@ def test_two_processes_share_one_file(tmp_path):
         for s in specs
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    table = LatencyTable(path, LatencyTarget(), min_run_time=FAST)
+    table = LatencyTable(path, LatencyTarget(), min_run_time=FAST, calibration_time=FAST)
     for spec in specs:  # both processes' entries survived: nothing left to time
         table.predict(spec, 10, 16)
     assert table.measurements == 0
@@ -181,3 +183,33 @@ def test_benchmark_smoke():
     summary = json.loads(out.stdout[out.stdout.index("\n{") + 1:])
     (result,) = summary["results"]
     assert result["n"] == 2 and result["table_entries"] > 0 and result["median_abs_rel_error"] >= 0
+
+
+def test_probed_time_is_in_units_of_the_probe():
+    """Four probes in a row take about four probe times: a ratio inverted or not scaled by the
+    nominal time would land near 1/4 or 1."""
+    target = LatencyTarget()
+    probe = SpeedProbe(target)
+    probe.nominal = probe.calibrate(0.05)
+    four = torch.nn.Sequential(*[SpeedProbe(target).module for _ in range(4)])
+    seconds, shape = time_module(four, SpeedProbe.INPUT_SHAPE, target, min_run_time=0.05, probe=probe)
+    assert shape == SpeedProbe.INPUT_SHAPE
+    assert 2.5 < seconds / probe.nominal < 6.5
+    with pytest.raises(ValueError, match="not calibrated"):
+        time_module(four, SpeedProbe.INPUT_SHAPE, target, min_run_time=FAST, probe=SpeedProbe(target))
+
+
+def test_table_keeps_its_first_calibration(tmp_path):
+    path = tmp_path / "lat.json"
+    table = LatencyTable(path, LatencyTarget(), min_run_time=FAST, calibration_time=FAST)
+    assert table.probe and table.speed_probe() is not None
+    table.predict(tiny_spec(), 10, 16)
+    nominal = table.speed_probe().nominal
+    section = json.loads(path.read_text())["targets"][table.key()]
+    assert section["probe_s"] == nominal > 0
+    # another process opening the file times in the same unit: it takes the saved nominal, calibrates nothing
+    again = LatencyTable(path, LatencyTarget(), min_run_time=FAST, calibration_time=60.0)
+    assert again.probe_s == nominal and again.speed_probe().nominal == nominal
+    again.measure(tiny_spec(), 10, 16, min_run_time=FAST)  # exact mode: same probe, no entry added
+    assert again.measurements == 0
+    assert LatencyTable(path, LatencyTarget(), probe=False).speed_probe() is None

@@ -78,7 +78,9 @@ def test_exact_latency_times_the_whole_network(tmp_path, capsys, latency_cache):
     assert code == 0, out.err
     (row,) = rows_of(tmp_path / "ex")
     assert row["latency_mode"] == "exact" and float(row["latency_ms"]) > 0
-    assert not (latency_cache / "seesaw-nas" / "latency.json").exists()  # exact mode keeps no table
+    # exact mode adds no table entry; the file holds the speed probe's calibration, the unit of both modes
+    (section,) = json.loads((latency_cache / "seesaw-nas" / "latency.json").read_text())["targets"].values()
+    assert section["entries"] == {} and section["probe_s"] > 0
     assert (tmp_path / "ex" / "pareto.png").is_file() and not (tmp_path / "ex" / "pareto_latency_accuracy.png").exists()
 
 
