@@ -158,7 +158,8 @@ class Objectives(tuple):
 
 def latency_table_path() -> Path:
     """The lookup table shared by every run of this user: ``user_cache_dir()/latency.json`` (default
-    ~/.cache/seesaw-nas/latency.json); its sections are keyed by device, torch, threads, batch."""
+    ~/.cache/seesaw-nas/latency.json); its sections are keyed by device, torch, threads, batch,
+    clock and how parts are timed (the speed probe)."""
     return user_cache_dir() / "latency.json"
 
 
