@@ -14,8 +14,10 @@ The table times its parts with its speed probe unless ``--no-probe``. With ``--r
 whole networks are instead timed round robin (single calls, network after network, over R rounds,
 no probe) and a network's latency is its fastest call: this machine's speed moves by up to 2x
 within seconds, so the fastest call of calls spread over minutes is what reproduces (on 50 seesaw
-networks, the even and odd rounds agreed to Spearman 0.92 by the fastest call and 0.48 by the
+networks, the even and odd rounds agreed to Spearman 0.97 by the fastest call and 0.58 by the
 median, BENCHMARKS.md). The timing noise then compares the even rounds' fastest with the odd's.
+With the probe, the whole networks are also timed by the table's ``measure`` (the exact mode, in
+the lookup's unit) and the lookup is compared with that too (``*_vs_exact_probe``).
 """
 
 from __future__ import annotations
