@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -124,14 +124,16 @@ def propose(
     proposal.infeasible = ((max_macs is not None and cost.macs > max_macs)
                            or (max_latency_ms is not None and latency_ms is not None and latency_ms > max_latency_ms))
     if not proposal.infeasible:
-        proposal.duplicate_of = find_evaluated(trial.study, key, exclude=trial.number)
+        done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        proposal.duplicate_of = find_evaluated(done, key, exclude=trial.number)
     return proposal
 
 
-def find_evaluated(study: optuna.Study, key: str, exclude: int) -> FrozenTrial | None:
-    """The first trained trial (ok or diverged) of the same architecture, if any."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-        if t.number != exclude and t.user_attrs.get(ATTR.KEY) == key and t.user_attrs.get(ATTR.STATUS) in TRAINED_STATUSES:
+def find_evaluated(trials: Iterable[FrozenTrial], key: str, exclude: int) -> FrozenTrial | None:
+    """The first trained trial (ok or diverged) of the same architecture among ``trials``, if any."""
+    for t in trials:
+        if (t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.number != exclude and t.user_attrs.get(ATTR.KEY) == key
+                and t.user_attrs.get(ATTR.STATUS) in TRAINED_STATUSES):
             return t
     return None
 
@@ -299,11 +301,13 @@ class TrialSteps:
         while True:
             with budget_lock(self.cfg):
                 recover_stale(self.study, self.cfg.heartbeat_grace_s)
-                twin = proposal.duplicate_of = find_evaluated(self.study, key, exclude=number)
+                # one read: a twin told between two reads (done, then running) would be missed by both
+                trials = self.study.get_trials(deepcopy=False)
+                twin = proposal.duplicate_of = find_evaluated(trials, key, exclude=number)
                 if twin is not None:
                     return  # trained meanwhile: recorded as its duplicate
-                training = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                            if t.number != number and t.user_attrs.get(ATTR.TRAINING) == key]
+                training = [t for t in trials if t.state == TrialState.RUNNING and t.number != number
+                            and t.user_attrs.get(ATTR.TRAINING) == key]
                 if not training or not self.wait_for_twins:
                     proposal.trial.set_user_attr(ATTR.TRAINING, key)
                     return
