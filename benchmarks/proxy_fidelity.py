@@ -49,6 +49,7 @@ import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from result_cache import ResultCache  # noqa: E402
+from seesaw_cli.parser import positive_int  # noqa: E402
 
 RESULTS_FILE = ROOT / "search" / "results" / "fidelity_results.json"  # package data: search.results.fidelity reads it
 
@@ -143,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared CPU: see BENCHMARKS.md)")
-    p.add_argument("--proxy-repeats", type=int, default=1, metavar="K",
+    p.add_argument("--proxy-repeats", type=positive_int, default=1, metavar="K",
                    help="train the proxy with K training seeds (seed, seed+1, ...; same data split) and also rank "
                         "by their mean, as a search's --repeats does")
     p.add_argument("--only", choices=("proxy", "final"), default=None,
@@ -213,8 +214,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"{len(archs)} architectures ({n} sampled over MACs strata + {len(archs) - n} references), chosen in "
           f"{time.perf_counter() - t0:.0f} s")
 
-    if args.proxy_repeats < 1:
-        raise SystemExit("--proxy-repeats must be >= 1")
     proxy_settings = {**data_id, "config": accuracy_settings(dataclasses.asdict(proxy_cfg))}
     caches = {
         # training seed args.seed + j; j = 0 keeps the settings (and cached results) of single-seed runs

@@ -235,9 +235,14 @@ class SpeedProbe:
 
     INPUT_SHAPE = (1, 32, 16, 16)
 
-    def __init__(self, target: LatencyTarget, nominal: float | None = None) -> None:
+    @staticmethod
+    def check_target(target: LatencyTarget) -> None:
+        """A one-line ValueError unless ``target`` is a CPU."""
         if target.device != "cpu":
             raise ValueError(f"the speed probe times CPU targets only, not {target.device}; use probe=False")
+
+    def __init__(self, target: LatencyTarget, nominal: float | None = None) -> None:
+        self.check_target(target)
         self.target = target
         self.nominal = nominal
         with torch.random.fork_rng(devices=[]):  # the same probe in every process; the caller's stream untouched
@@ -450,8 +455,8 @@ class LatencyTable:
         self.min_run_time = min_run_time
         self.rotate_bytes = rotate_bytes
         self.probe = target.device == "cpu" if probe is None else bool(probe)
-        if self.probe and target.device != "cpu":
-            raise ValueError(f"the speed probe times CPU targets only, not {target.device}; use probe=False")
+        if self.probe:
+            SpeedProbe.check_target(target)  # refused here, before any part is timed
         self.measurements = 0
         self.entries: dict[str, dict[str, Any]] = {}
         self._new: dict[str, dict[str, Any]] = {}
