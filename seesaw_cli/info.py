@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from blocks.cost import count_cost
+from blocks.cost import count_cost, count_costs
 from search.choices import default_num_classes
 from search.errors import SearchError
 from search.results.table import format_table
@@ -18,9 +18,10 @@ __all__ = ["describe_space", "print_references", "reference_rows"]
 
 def reference_rows() -> list[dict[str, Any]]:
     rows = []
-    for name in sorted(REFERENCES):
+    names = sorted(REFERENCES)
+    costs = count_costs((REFERENCES[n].spec, REFERENCES[n].num_classes, REFERENCES[n].input_size) for n in names)
+    for name, cost in zip(names, costs):
         ref = REFERENCES[name]
-        cost = count_cost(ref.spec, ref.num_classes, ref.input_size)
         pub = ref.published
         rows.append({
             "name": name, "dataset": ref.dataset, "input_size": ref.input_size, "num_classes": ref.num_classes,
@@ -65,15 +66,16 @@ def describe_space(name: str, dataset: str, shared_block: bool, samples: int = 1
     print(f"\nsize: {space.size():.3e} parameter assignments ({len(choices)} parameters, some conditional)")
     num_classes = default_num_classes(dataset)
     specs = space.random_specs(samples, seed=0)
-    costs = [count_cost(s, num_classes, space.input_size) for s in specs]
+    refs = space.references()
+    smallest = space.spec_from_params(space.smallest_params())
+    *costs, small = count_costs((s, num_classes, space.input_size) for s in [*specs, *refs.values(), smallest])
+    costs = costs[:samples]
     macs = sorted(c.macs for c in costs)
     params = sorted(c.params for c in costs)
-    small = count_cost(space.spec_from_params(space.smallest_params()), num_classes, space.input_size)
     print(f"MACs over {samples} random samples: min {macs[0] / 1e6:.1f}M, median {macs[len(macs) // 2] / 1e6:.1f}M, "
           f"max {macs[-1] / 1e6:.1f}M (smallest network of the space: {small.macs / 1e6:.1f}M)")
     print(f"params over {samples} random samples: min {params[0] / 1e6:.2f}M, median {params[len(params) // 2] / 1e6:.2f}M, "
           f"max {params[-1] / 1e6:.2f}M")
-    refs = space.references()
     if refs:
         rows = []
         for ref_name, spec in refs.items():

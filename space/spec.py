@@ -74,6 +74,17 @@ def parse_split(value: Any, path: str = "split") -> Split:
     Fractions must be positive and sum to exactly 1.
     """
     if isinstance(value, str):
+        return _parse_split_text(value, path)
+    return _parse_split(value, path)
+
+
+@functools.lru_cache(maxsize=1024)  # Fraction arithmetic is slow, and a space parses the same few texts per sample
+def _parse_split_text(value: str, path: str) -> Split:
+    return _parse_split(value, path)
+
+
+def _parse_split(value: Any, path: str) -> Split:
+    if isinstance(value, str):
         parts: list[Any] = [p for p in value.replace(",", ":").split(":")]
     elif isinstance(value, (list, tuple)):
         parts = list(value)

@@ -132,3 +132,36 @@ def test_a_second_process_reads_the_counts_the_first_saved(tmp_path):
     second = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert int(second.stdout.split()[1]) == int(first.stdout.split()[1]) + 1000
     assert second.stdout.split()[2] == "False"  # every part was in the file: torch was not needed
+
+
+def test_networks_counted_in_forked_processes_get_the_counts_of_one_process(tmp_path):
+    """``count_costs`` on a fresh machine: two children count the new parts, the parent takes their
+    counts (it never imports torch) and saves them, so a second process counts nothing."""
+    env = {**os.environ, "SEESAW_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    script = ("import sys; from blocks.cost import count_costs; from space.spaces import get_space; "
+              "from space.references import REFERENCES; r = REFERENCES['mobilenetv2_cifar100']; "
+              "nets = [(s, 10, 32) for s in get_space('seesaw').random_specs(6, seed=3)] + [(r.spec, 100, 32)]; "
+              "nets.append(nets[0]); "  # a network asked twice
+              "print([tuple(c) for c in count_costs(nets, processes=2)], 'torch' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    ref = REFERENCES["mobilenetv2_cifar100"]
+    specs = get_space("seesaw").random_specs(6, seed=3)
+    expected = [tuple(count_cost(s, 10, 32)) for s in specs] + [tuple(count_cost(ref.spec, 100, 32))]
+    expected.append(expected[0])
+    for run in runs:
+        costs, torch_imported = run.stdout.rsplit(" ", 1)
+        assert costs == str(expected)
+        assert torch_imported.strip() == "False"  # the children counted; the second run read the file
+
+
+def test_networks_already_counted_start_no_process(monkeypatch):
+    specs = get_space("seesaw").random_specs(3, seed=4)
+    expected = [count_cost(s, 10, 32) for s in specs]
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started for networks that are counted already")
+
+    monkeypatch.setattr(cost_mod, "ProcessPoolExecutor", no_pool)
+    assert cost_mod.count_costs([(s, 10, 32) for s in specs], processes=2) == expected

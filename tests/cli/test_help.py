@@ -74,6 +74,7 @@ def test_help_and_a_warm_references_start_without_torch_or_optuna(tmp_path):
         return done.stdout.split()
 
     assert run("--help") == ["0", "False", "False", "True"]
-    assert run("--references") == ["0", "True", "False", "True"]  # counts the parts: torch
+    first = run("--references")  # counts the parts: in this process, or in forked ones on 2+ cores
+    assert first[0] == "0" and first[2:] == ["False", "True"]
     assert run("--references") == ["0", "False", "False", "True"]
     assert run("--space", "shufflenet", "--describe")[2:] == ["False", "True"]
