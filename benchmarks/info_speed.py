@@ -17,7 +17,10 @@ fresh, empty cache folder (``SEESAW_CACHE_DIR``): *cold* (the first run on a mac
 code of ``blocks/`` changed) and *warm* (every later run). The per-trial work is measured cold: a
 new search's networks are new.
 
-Prints one row per measurement: seconds, goal, and seconds / goal (<= 1 meets the goal).
+Prints one row per measurement: seconds, goal, and seconds / goal (<= 1 meets the goal). With
+``--baseline DIR`` (a checkout of another version, e.g. ``git worktree add /tmp/base REV``), the
+info commands also run from DIR, alternating with this checkout in every repeat, and a column gives
+this checkout's time / the baseline's (< 1: faster).
 """
 
 from __future__ import annotations
@@ -36,10 +39,10 @@ sys.path.insert(0, ROOT)
 GOALS = {"--describe": 5.0, "--references": 3.0, "per trial (mean)": 0.1}
 
 
-def timed(cmd: list[str], cache_dir: str) -> float:
+def timed(cmd: list[str], cache_dir: str, root: str = ROOT) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "SEESAW_CACHE_DIR": cache_dir}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -83,24 +86,33 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=20, help="trial steps timed in the per-trial measurement")
     p.add_argument("--repeat", type=int, default=1, help="runs of each command; the best is shown")
+    p.add_argument("--baseline", metavar="DIR", default=None,
+                   help="a checkout of another version: its info commands are timed side by side")
     p.add_argument("--trial-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.baseline and not os.path.isfile(os.path.join(args.baseline, "launch_search.py")):
+        p.error(f"--baseline {args.baseline}: no launch_search.py there; give a checkout of seesaw-nas")
     if args.trial_worker is not None:
         print(json.dumps(trial_worker(args.trial_worker)))
         return 0
 
     py = sys.executable
-    rows = []
+    rows = []  # (measurement, seconds, the baseline's seconds or None, goal or None)
+    roots = [ROOT] + ([os.path.abspath(args.baseline)] if args.baseline else [])
+
     def cold_and_warm(label: str, cmd: list[str], goal: float | None) -> None:
-        best: dict[str, float] = {}
+        best: dict[tuple[str, str], float] = {}
         for _ in range(args.repeat):
-            with tempfile.TemporaryDirectory() as cache_dir:
-                for state in ("cold", "warm"):
-                    best[state] = min(best.get(state, float("inf")), timed(cmd, cache_dir))
-        rows.extend((f"{label} ({state})", seconds, goal) for state, seconds in best.items())
+            for root in roots:  # alternating, so that both see the same phases of a noisy machine
+                with tempfile.TemporaryDirectory() as cache_dir:
+                    for state in ("cold", "warm"):
+                        best[root, state] = min(best.get((root, state), float("inf")), timed(cmd, cache_dir, root))
+        for state in ("cold", "warm"):
+            rows.append((f"{label} ({state})", best[ROOT, state], best.get((roots[-1], state)) if args.baseline else None,
+                         goal))
 
     rows.append(("import launch_search", min(timed([py, "-c", "import launch_search"], tempfile.gettempdir())
-                                             for _ in range(args.repeat)), None))
+                                             for _ in range(args.repeat)), None, None))
     cold_and_warm("--describe", [py, "launch_search.py", "--space", "seesaw", "--describe"], GOALS["--describe"])
     cold_and_warm("--references", [py, "launch_search.py", "--references"], GOALS["--references"])
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -110,18 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     if out.returncode != 0:
         raise SystemExit(f"trial worker failed: {out.stderr.strip()[-500:]}")
     t = json.loads(out.stdout.strip().splitlines()[-1])
-    rows.append((f"per trial (mean of {t['trials']})", t["mean_s"], GOALS["per trial (mean)"]))
-    rows.append(("per trial (first)", t["first_s"], None))
-    rows.append(("per trial (mean after the first)", t["mean_after_first_s"], None))
-    rows.append(("per trial (max)", t["max_s"], None))
-    rows.append(("trial process setup (imports, space, study)", t["setup_s"], None))
+    rows.append((f"per trial (mean of {t['trials']})", t["mean_s"], None, GOALS["per trial (mean)"]))
+    rows.append(("per trial (first)", t["first_s"], None, None))
+    rows.append(("per trial (mean after the first)", t["mean_after_first_s"], None, None))
+    rows.append(("per trial (max)", t["max_s"], None, None))
+    rows.append(("trial process setup (imports, space, study)", t["setup_s"], None, None))
 
     width = max(len(r[0]) for r in rows)
-    print(f"{'measurement':<{width}}  {'seconds':>8}  {'goal':>6}  {'ratio':>6}")
-    for name, seconds, goal in rows:
+    extra = f"  {'baseline':>8}  {'/ base':>6}" if args.baseline else ""
+    print(f"{'measurement':<{width}}  {'seconds':>8}  {'goal':>6}  {'ratio':>6}{extra}")
+    for name, seconds, base, goal in rows:
         g = f"{goal:g}" if goal else "-"
         ratio = f"{seconds / goal:.2f}" if goal else "-"
-        print(f"{name:<{width}}  {seconds:8.3f}  {g:>6}  {ratio:>6}")
+        line = f"{name:<{width}}  {seconds:8.3f}  {g:>6}  {ratio:>6}"
+        if args.baseline:
+            line += f"  {base:8.3f}  {seconds / base:6.2f}" if base else f"  {'-':>8}  {'-':>6}"
+        print(line)
     return 0
 
 

@@ -96,13 +96,12 @@ _UNCOUNTED = {F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d, torch.
 
 
 class _NoRandomInit(TorchFunctionMode):
-    """Weights drawn at random while building are zeroed instead: a count needs their shapes only,
-    and drawing them was 1.7 of the 3 s that counting every reference took (cProfile)."""
+    """Weights drawn at random while building are left unfilled instead: a count needs their shapes
+    only, and drawing them was 1.7 of the 3 s that counting every reference took (cProfile)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (mode protocol)
-        if func in _RANDOM_FILLS:
-            with torch.no_grad():
-                return (args[0] if args else kwargs["tensor"]).zero_()
+        if func in _RANDOM_FILLS:  # left as allocated: not even zeroed, so its pages are never touched
+            return args[0] if args else kwargs["tensor"]
         return func(*args, **(kwargs or {}))
 
 
