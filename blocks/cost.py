@@ -44,6 +44,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
@@ -225,11 +226,14 @@ def count_costs(networks: Iterable[tuple[ArchSpec, int, int]], *, processes: int
         # imports and memos, and only the specs are pickled; the children import torch (the parent
         # need not) and return their new parts
         chunks = [new[i::processes] for i in range(processes)]
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-            store = part_cost_file()
-            for entries in pool.map(_count_new_parts, chunks):
-                for key, (params, macs, out_hw) in entries.items():
-                    store.put(key, PartCost(params, macs, tuple(out_hw)))
+        try:
+            with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+                store = part_cost_file()
+                for entries in pool.map(_count_new_parts, chunks):
+                    for key, (params, macs, out_hw) in entries.items():
+                        store.put(key, PartCost(params, macs, tuple(out_hw)))
+        except (BrokenProcessPool, OSError) as exc:  # a child killed (out of memory), or no fork: count here
+            log.warning("the counting processes failed (%s); counting in this process instead", exc or type(exc).__name__)
     return [count_cost(*n) for n in networks]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -89,3 +90,23 @@ def test_proxy_fidelity_ranks_by_the_mean_of_repeated_proxy_seeds(tmp_path):
     mean = [(r["proxy_acc"] + r["proxy_acc_seed1"]) / 2 for r in rows]
     expected = rank_correlation(mean, [r["final_acc"] for r in rows])
     assert entry["correlations"]["proxy mean of 2"]["spearman"] == expected["spearman"]
+
+
+def test_promotion_hypervolume_compares_runs_of_equal_training_cost(tmp_path, capsys):
+    """Two real searches per seed (synthetic data): the flat run gets the promotion run's cost in
+    top-rung trainings, and only top-rung networks count in the 'top rung only' column."""
+    from benchmarks.promotion_hypervolume import main
+
+    out = tmp_path / "phv.json"
+    assert main(["--seeds", "0", "--budget", "3", "--rungs", "2", "--eta", "3", "--epochs", "1", "--dataset", "synthetic",
+                 "--train-subset", "64", "--parallel", "2", "--results-dir", str(tmp_path / "runs"),
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    promotion, flat = result["runs"]
+    assert promotion["name"] == "promotion-s0" and flat["name"] == "flat-s0"
+    assert len(promotion["networks"]) == 3 and [n["rung"] for n in promotion["networks"]].count(1) == 1
+    assert len(flat["networks"]) == 1  # 3 + 1 x (3 - 1) = 5 rung-0 units buy one 3-epoch training
+    assert "--epochs" in flat["command"] and flat["command"][flat["command"].index("--epochs") + 1] == "3"
+    assert 0 < promotion["hv_top"] <= promotion["hv_reported"]
+    assert flat["hv_top"] == flat["hv_reported"] > 0
+    assert "flat: 1 networks at 3 epochs = 3 units" in capsys.readouterr().out

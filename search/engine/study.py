@@ -9,7 +9,6 @@ What a trial records and what counts towards ``--budget``: ``search.engine.attri
 from __future__ import annotations
 
 import os
-import re
 import socket
 import warnings
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Part counts: the function-level MAC counter, and the file that keeps them across processes."""
 
+import functools
 import json
 import multiprocessing
 import os
@@ -165,3 +166,21 @@ def test_networks_already_counted_start_no_process(monkeypatch):
 
     monkeypatch.setattr(cost_mod, "ProcessPoolExecutor", no_pool)
     assert cost_mod.count_costs([(s, 10, 32) for s in specs], processes=2) == expected
+
+
+def _die(networks):  # a counting child killed (as by the OOM killer): the pool breaks
+    os._exit(1)
+
+
+def test_a_counting_process_that_dies_leaves_the_counting_to_the_parent(tmp_path, monkeypatch, caplog):
+    specs = get_space("seesaw").random_specs(3, seed=5)
+    expected = [count_cost(s, 10, 32) for s in specs]  # the test process's own counts
+    monkeypatch.setenv("SEESAW_CACHE_DIR", str(tmp_path))  # a machine that has counted nothing
+    monkeypatch.setattr(cost_mod, "part_cost_file", functools.cache(cost_mod.part_cost_file.__wrapped__))
+    for memo in (cost_mod.count_cost, cost_mod._stem_cost, cost_mod._block_cost, cost_mod._attention_cost,
+                 cost_mod._head_cost):
+        memo.cache_clear()
+    monkeypatch.setattr(cost_mod, "_count_new_parts", _die)
+    with caplog.at_level("WARNING", logger="blocks.cost"):
+        assert cost_mod.count_costs([(s, 10, 32) for s in specs], processes=2) == expected
+    assert any("counting processes failed" in r.message for r in caplog.records)

@@ -1,0 +1,128 @@
+"""Hypervolume at equal training compute: promotion over rungs against every network at the top rung.
+
+    OMP_NUM_THREADS=1 python benchmarks/promotion_hypervolume.py --seeds 0 1 --budget 27 --parallel 2 \\
+        --dataset imagefolder --data-dir ../shared/data/cifar10-jpg.zip \\
+        --train-subset 2000 --width-scale 0.25 --epochs 1
+
+For each seed, two searches of the tool itself (``launch_search.py``, the ``cpu`` preset with the
+proxy options given, ``--no-references --repeats 1``), each in a fresh run folder:
+
+- **promotion**: ``--rungs R --eta E --budget B``; rung 0 trains ``--epochs``, rung r ``E**r`` x that,
+  each promotion from its checkpoint. Its cost in rung-0 units is ``search.engine.ladder.training_cost``.
+- **flat**: ``--rungs 1`` with the top rung's epochs (``--epochs x E**(R-1)``) for every network, and
+  as many networks as the promotion run's cost buys: ``floor(cost / E**(R-1))``.
+
+Both use the seed for the sampler, the split and the training, so the flat run's networks are the
+first ones the promotion run samples too (TPE's random start-up trials).
+
+Prints, per run: networks, wall time, and the hypervolume of (validation accuracy, MACs) of
+
+- *as reported*: every network at the highest rung it reached (what the run's front shows);
+- *top rung only*: the networks that reached the top rung (every network of a flat run).
+
+Every run shares one reference point: accuracy 0 and 1.05 x the largest MACs of any network of any
+run; areas are in accuracy x MMACs. ``--json`` keeps every run's networks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from search.engine.ladder import training_cost  # noqa: E402
+from search.results.pareto import hypervolume  # noqa: E402
+
+
+def run_search(name: str, argv: list[str], results_dir: Path) -> dict:
+    """One search in a fresh process; returns its networks from trials.csv and its wall time."""
+    cmd = [sys.executable, str(ROOT / "launch_search.py"), "--name", name, "--results-dir", str(results_dir), *argv]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+    networks = []
+    with open(results_dir / name / "trials.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["state"] != "COMPLETE" or row["status"] != "ok":
+                continue
+            acc = row.get("acc_mean") or row["val_acc"]
+            networks.append({"number": int(row["number"]), "macs": int(row["macs"]), "acc": float(acc),
+                             "rung": int(row.get("rung_reached") or 0)})
+    return {"name": name, "wall_s": wall, "networks": networks, "command": cmd}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--budget", type=int, default=27, help="networks sampled by the promotion run")
+    p.add_argument("--rungs", type=int, default=3)
+    p.add_argument("--eta", type=int, default=3)
+    p.add_argument("--epochs", type=float, default=1.0, help="rung-0 epochs")
+    p.add_argument("--train-subset", type=int, default=2000)
+    p.add_argument("--width-scale", type=float, default=0.25)
+    p.add_argument("--space", default="seesaw")
+    p.add_argument("--dataset", default="imagefolder")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "cifar10-jpg.zip"))
+    p.add_argument("--parallel", type=int, default=1, help="searches run at once (one per core)")
+    p.add_argument("--results-dir", default=None, help="keep the run folders here (default: a temporary folder)")
+    p.add_argument("--json", default=None, help="also write every run's networks here")
+    args = p.parse_args(argv)
+    if args.rungs < 2:
+        p.error("--rungs must be >= 2: the comparison is promotion against no promotion")
+
+    top = args.eta ** (args.rungs - 1)
+    cost = training_cost(args.budget, args.rungs, args.eta)
+    flat_budget = int(cost // top)
+    if flat_budget < 1:
+        p.error(f"--budget {args.budget} costs {cost:g} rung-0 units, less than one top-rung training ({top}); raise it")
+    common = ["--space", args.space, "--dataset", args.dataset, "--proxy", "cpu",
+              "--train-subset", str(args.train_subset), "--width-scale", str(args.width_scale),
+              "--no-references", "--repeats", "1", "--workers", "1"]
+    if args.dataset != "synthetic":
+        common += ["--data-dir", args.data_dir]
+    jobs = []
+    for seed in args.seeds:
+        jobs.append((f"promotion-s{seed}", [*common, "--seed", str(seed), "--budget", str(args.budget),
+                                            "--rungs", str(args.rungs), "--eta", str(args.eta),
+                                            "--epochs", f"{args.epochs:g}"]))
+        jobs.append((f"flat-s{seed}", [*common, "--seed", str(seed), "--budget", str(flat_budget), "--rungs", "1",
+                                       "--epochs", f"{args.epochs * top:g}"]))
+    print(f"promotion: {args.budget} networks, {args.rungs} rungs, eta {args.eta}: {cost:g} rung-0 units; "
+          f"flat: {flat_budget} networks at {args.epochs * top:g} epochs = {flat_budget * top} units", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results_dir = Path(args.results_dir or tmp)
+        with ThreadPoolExecutor(args.parallel) as pool:
+            runs = list(pool.map(lambda job: run_search(job[0], job[1], results_dir), jobs))
+
+    ref_macs = 1.05 * max(n["macs"] for r in runs for n in r["networks"]) / 1e6
+    print(f"\nhypervolume of (val_acc, MMACs), reference point (0, {ref_macs:.1f}M):")
+    print(f"{'run':<16} {'networks':>8} {'top rung':>8} {'wall s':>8} {'as reported':>12} {'top rung only':>14}")
+    for r in runs:
+        points = [(n["acc"], -n["macs"] / 1e6) for n in r["networks"]]
+        top_points = [(n["acc"], -n["macs"] / 1e6) for n in r["networks"] if n["rung"] == args.rungs - 1
+                      or r["name"].startswith("flat")]
+        r["hv_reported"] = hypervolume(points, (0.0, -ref_macs))
+        r["hv_top"] = hypervolume(top_points, (0.0, -ref_macs))
+        print(f"{r['name']:<16} {len(points):>8} {len(top_points):>8} {r['wall_s']:>8.0f} "
+              f"{r['hv_reported']:>12.2f} {r['hv_top']:>14.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "ref_macs_m": ref_macs, "runs": runs}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
