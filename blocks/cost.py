@@ -225,7 +225,10 @@ def count_costs(networks: Iterable[tuple[ArchSpec, int, int]], *, processes: int
         # fork (safe here: the info commands run one thread): a child starts with this process's
         # imports and memos, and only the specs are pickled; the children import torch (the parent
         # need not) and return their new parts
-        chunks = [new[i::processes] for i in range(processes)]
+        # consecutive runs, not every n-th network: callers list related networks together, and the
+        # references of one family share parts (counted once per child: 113 + 117 of 210 parts
+        # against 168 + 164 when interleaved)
+        chunks = [new[i * len(new) // processes:(i + 1) * len(new) // processes] for i in range(processes)]
         try:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
                 store = part_cost_file()
