@@ -216,18 +216,19 @@ def count_costs(networks: Iterable[tuple[ArchSpec, int, int]], *, processes: int
     at most 4).
 
     For the commands that count many networks (``--describe``, ``--references``): a part costs a
-    few ms of Python to build and run, and a first ``--describe`` has ~1,300 of them.
+    few ms of Python to build and run, and a first ``--describe`` has ~1,300 of them. The children
+    are forked, so call it while this process runs one thread (the search's workers use
+    ``count_cost``).
     """
     networks = list(networks)
     new = [n for n in dict.fromkeys(networks) if not _is_counted(*n)]
     processes = min(processes or _usable_cores(), 4, len(new))
     if processes > 1 and sys.platform.startswith("linux"):
-        # fork (safe here: the info commands run one thread): a child starts with this process's
-        # imports and memos, and only the specs are pickled; the children import torch (the parent
-        # need not) and return their new parts
-        # consecutive runs, not every n-th network: callers list related networks together, and the
-        # references of one family share parts (counted once per child: 113 + 117 of 210 parts
-        # against 168 + 164 when interleaved)
+        # fork: a child starts with this process's imports and memos, and only the specs are
+        # pickled; the children import torch (the parent need not) and return their new parts.
+        # Each child gets consecutive networks, not every n-th: callers list related networks
+        # together, and one family's references share parts (per child, 113 and 117 of the
+        # references' 210 parts, against 168 and 164 when interleaved).
         chunks = [new[i * len(new) // processes:(i + 1) * len(new) // processes] for i in range(processes)]
         try:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
