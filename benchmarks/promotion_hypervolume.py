@@ -8,9 +8,11 @@ For each seed, two searches of the tool itself (``launch_search.py``, the ``cpu`
 proxy options given, ``--no-references --repeats 1``), each in a fresh run folder:
 
 - **promotion**: ``--rungs R --eta E --budget B``; rung 0 trains ``--epochs``, rung r ``E**r`` x that,
-  each promotion from its checkpoint. Its cost in rung-0 units is ``search.engine.ladder.training_cost``.
-- **flat**: ``--rungs 1`` with the top rung's epochs (``--epochs x E**(R-1)``) for every network, and
-  as many networks as the promotion run's cost buys: ``floor(cost / E**(R-1))``.
+  each promotion from its checkpoint. Its cost in rung-0 units is counted from its trials.csv
+  (``E**rung reached`` per network): ASHA promotes more than ``search.engine.ladder.training_cost``,
+  the synchronous count the run prints as a lower bound.
+- **flat**, after it: ``--rungs 1`` with the top rung's epochs (``--epochs x E**(R-1)``) for every
+  network, and as many networks as the promotion run's cost buys, rounded: ``round(cost / E**(R-1))``.
 
 Both use the seed for the sampler, the split and the training, so the flat run's networks are the
 first ones the promotion run samples too (TPE's random start-up trials).
@@ -54,7 +56,7 @@ def run_search(name: str, argv: list[str], results_dir: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
     networks = []
-    with open(results_dir / name / "trials.csv", newline="") as f:
+    with open(results_dir / name / "trials.csv", newline="") as f:  # the networks that finished, at their top rung
         for row in csv.DictReader(f):
             if row["state"] != "COMPLETE" or row["status"] != "ok":
                 continue
@@ -84,40 +86,44 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--rungs must be >= 2: the comparison is promotion against no promotion")
 
     top = args.eta ** (args.rungs - 1)
-    cost = training_cost(args.budget, args.rungs, args.eta)
-    flat_budget = int(cost // top)
-    if flat_budget < 1:
-        p.error(f"--budget {args.budget} costs {cost:g} rung-0 units, less than one top-rung training ({top}); raise it")
+    planned = training_cost(args.budget, args.rungs, args.eta)
+    if planned < top:
+        p.error(f"--budget {args.budget} costs {planned:g} rung-0 units, less than one top-rung training ({top}); raise it")
     common = ["--space", args.space, "--dataset", args.dataset, "--proxy", "cpu",
               "--train-subset", str(args.train_subset), "--width-scale", str(args.width_scale),
               "--no-references", "--repeats", "1", "--workers", "1"]
     if args.dataset != "synthetic":
         common += ["--data-dir", args.data_dir]
-    jobs = []
-    for seed in args.seeds:
-        jobs.append((f"promotion-s{seed}", [*common, "--seed", str(seed), "--budget", str(args.budget),
-                                            "--rungs", str(args.rungs), "--eta", str(args.eta),
-                                            "--epochs", f"{args.epochs:g}"]))
-        jobs.append((f"flat-s{seed}", [*common, "--seed", str(seed), "--budget", str(flat_budget), "--rungs", "1",
-                                       "--epochs", f"{args.epochs * top:g}"]))
-    print(f"promotion: {args.budget} networks, {args.rungs} rungs, eta {args.eta}: {cost:g} rung-0 units; "
-          f"flat: {flat_budget} networks at {args.epochs * top:g} epochs = {flat_budget * top} units", flush=True)
+    print(f"promotion: {args.budget} networks, {args.rungs} rungs, eta {args.eta} (at least {planned:g} rung-0 units); "
+          f"flat: the networks its measured cost buys at {args.epochs * top:g} epochs", flush=True)
+
+    def pair(seed: int, results_dir: Path) -> list[dict]:
+        """The promotion run of ``seed``, then the flat run its measured cost pays for."""
+        seeded = [*common, "--seed", str(seed)]
+        promotion = run_search(f"promotion-s{seed}", [*seeded, "--budget", str(args.budget), "--rungs", str(args.rungs),
+                                                     "--eta", str(args.eta), "--epochs", f"{args.epochs:g}"], results_dir)
+        promotion["units"] = sum(args.eta ** n["rung"] for n in promotion["networks"])
+        flat_budget = max(1, round(promotion["units"] / top))
+        flat = run_search(f"flat-s{seed}", [*seeded, "--budget", str(flat_budget), "--rungs", "1",
+                                            "--epochs", f"{args.epochs * top:g}"], results_dir)
+        flat["units"] = top * len(flat["networks"])
+        return [promotion, flat]
 
     with tempfile.TemporaryDirectory() as tmp:
         results_dir = Path(args.results_dir or tmp)
-        with ThreadPoolExecutor(args.parallel) as pool:
-            runs = list(pool.map(lambda job: run_search(job[0], job[1], results_dir), jobs))
+        with ThreadPoolExecutor(args.parallel) as pool:  # seeds at once; each pair in order
+            runs = [run for both in pool.map(lambda seed: pair(seed, results_dir), args.seeds) for run in both]
 
     ref_macs = 1.05 * max(n["macs"] for r in runs for n in r["networks"]) / 1e6
     print(f"\nhypervolume of (val_acc, MMACs), reference point (0, {ref_macs:.1f}M):")
-    print(f"{'run':<16} {'networks':>8} {'top rung':>8} {'wall s':>8} {'as reported':>12} {'top rung only':>14}")
+    print(f"{'run':<16} {'networks':>8} {'top rung':>8} {'units':>6} {'wall s':>8} {'as reported':>12} {'top rung only':>14}")
     for r in runs:
         points = [(n["acc"], -n["macs"] / 1e6) for n in r["networks"]]
         top_points = [(n["acc"], -n["macs"] / 1e6) for n in r["networks"] if n["rung"] == args.rungs - 1
                       or r["name"].startswith("flat")]
         r["hv_reported"] = hypervolume(points, (0.0, -ref_macs))
         r["hv_top"] = hypervolume(top_points, (0.0, -ref_macs))
-        print(f"{r['name']:<16} {len(points):>8} {len(top_points):>8} {r['wall_s']:>8.0f} "
+        print(f"{r['name']:<16} {len(points):>8} {len(top_points):>8} {r['units']:>6} {r['wall_s']:>8.0f} "
               f"{r['hv_reported']:>12.2f} {r['hv_top']:>14.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "ref_macs_m": ref_macs, "runs": runs}, indent=1))

@@ -100,8 +100,9 @@ def describe_training_cost(cfg: SearchConfig, references: int) -> str:
     """The run's training cost in rung-0 units (one rung-0 training of one network), printed first."""
     units = training_cost(cfg.budget, cfg.rungs, cfg.eta)
     top = cfg.eta ** (cfg.rungs - 1)
-    line = (f"training cost: {units:g} rung-0 units ({cfg.budget} networks at rung 0"
-            + (f", promotions to {cfg.rungs} rungs with eta {cfg.eta}" if cfg.rungs > 1 else "") + ")")
+    line = (f"training cost: {'at least ' if cfg.rungs > 1 else ''}{units:g} rung-0 units ({cfg.budget} networks at rung 0"
+            + (f", promotions to {cfg.rungs} rungs with eta {cfg.eta}; asynchronous promotion adds some"
+               if cfg.rungs > 1 else "") + ")")
     if cfg.repeats > 1:
         per = (cfg.repeats - 1) * top
         line += (f" + {per:g} units per network repeated ({cfg.repeats} seeds at the top rung for the final front "

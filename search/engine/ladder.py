@@ -82,8 +82,12 @@ def repeat_seed(seed: int, repeat: int) -> int:
 
 
 def training_cost(budget: int, rungs: int, eta: int) -> float:
-    """Rung-0 units the sampled networks and their promotions cost when all ``budget`` finish
-    (ASHA keeps n // eta of n at each rung; a promotion trains only its extra epochs)."""
+    """Rung-0 units the sampled networks and their promotions cost when all ``budget`` finish, if
+    each rung kept exactly n // eta of its n (a promotion trains only its extra epochs).
+
+    A lower bound for ASHA: a network promoted early stays promoted when later results push it
+    out of the top 1/eta, so more are promoted (97 units instead of 63 for 27 networks, 3 rungs,
+    eta 3, in BENCHMARKS.md's run of ``benchmarks/promotion_hypervolume.py``)."""
     total, n = float(budget), budget
     for r in range(1, rungs):
         n //= eta
