@@ -111,3 +111,37 @@ def test_promotion_hypervolume_compares_runs_of_equal_training_cost(tmp_path, ca
     assert 0 < promotion["hv_top"] <= promotion["hv_reported"]
     assert flat["hv_top"] == flat["hv_reported"] > 0
     assert "(at least 5 rung-0 units)" in capsys.readouterr().out
+
+
+def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys):
+    """Each run's 'proxy' score is what a search trial of that network and run seed scores; extra
+    scorings are added; a rerun trains nothing and reports the same rows."""
+    from benchmarks.proxy_spread import main
+    from search.train.data import load_dataset
+    from search.train.proxy import get_preset, evaluate_spec
+    from space.references import get_reference
+
+    out = tmp_path / "spread.jsonl"
+    args = ["--preset", "smoke", "--dataset", "synthetic", "--models", "seesaw_0.5d_cifar10", "igcv3_0.5d_cifar10",
+            "--seeds", "1", "2", "--val-size", "128", "--val-images", "128", "--recal", "64", "--ema", "0.9",
+            "--out", str(out)]
+    rows = main(args)
+    assert len(rows) == 4 and len(out.read_text().splitlines()) == 4
+    assert set(rows[0]["scores"]) == {"proxy", "recal 64", "ema 0.9", "ema 0.9 + recal"}
+    data = load_dataset("synthetic", val_size=128)
+    trial = evaluate_spec(get_reference("igcv3_0.5d_cifar10").spec, data, get_preset("smoke", val_images=128),
+                          device="cpu", seed=2)
+    row = next(r for r in rows if r["model"] == "igcv3_0.5d_cifar10" and r["seed"] == 2)
+    assert row["scores"]["proxy"] == trial.val_acc
+    assert "±" in capsys.readouterr().out
+    assert main(args) == rows and len(out.read_text().splitlines()) == 4
+
+
+def test_proxy_spread_summary_gives_the_spread_of_paired_differences():
+    from benchmarks.proxy_spread import summarize
+
+    rows = [{"model": m, "seed": s, "scores": {"proxy": acc}}
+            for m, accs in {"a": [0.30, 0.34, 0.38], "b": [0.29, 0.33, 0.37]}.items() for s, acc in zip((1, 2, 3), accs)]
+    table = summarize(rows, ["a", "b"])
+    assert "34.00 ± 4.00 (n=3)" in table and "33.00 ± 4.00 (n=3)" in table
+    assert "+1.00 ± 0.00" in table  # b trails a by exactly one point under every seed

@@ -32,7 +32,7 @@ from search.train.trainer import EpochStats, Recipe, StepCallback, Trainer
 from space.scaling import scale_width
 from space.spec import ArchSpec
 
-__all__ = ["PRESETS", "EpochStats", "ProxyConfig", "ProxyResult", "architecture_seed", "evaluate_spec", "get_preset",
+__all__ = ["PRESETS", "EpochStats", "ProxyConfig", "ProxyResult", "architecture_seed", "build_proxy_model", "evaluate_spec", "get_preset",
            "train_proxy"]
 
 
@@ -202,6 +202,13 @@ def architecture_seed(key: str, seed: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+def build_proxy_model(spec: ArchSpec, config: ProxyConfig, num_classes: int, seed: int) -> nn.Module:
+    """The network a proxy run trains: ``spec`` at ``config.width_scale``, built on CPU with the
+    initial weights of ``architecture_seed(spec.canonical_key(), seed)``."""
+    torch.manual_seed(architecture_seed(spec.canonical_key(), seed))
+    return build_model(scale_width(spec, config.width_scale), num_classes)
+
+
 def evaluate_spec(
     spec: ArchSpec,
     data: DataSplits,
@@ -227,9 +234,7 @@ def evaluate_spec(
     config.validate()
     if exported is None:
         exported = count_cost(spec, data.num_classes, data.image_size)
-    proxy_spec = scale_width(spec, config.width_scale)
-    torch.manual_seed(architecture_seed(spec.canonical_key(), seed))
-    model = build_model(proxy_spec, data.num_classes)
+    model = build_proxy_model(spec, config, data.num_classes, seed)
     result = train_proxy(model, data, config, device=device, seed=seed, on_epoch=on_epoch, on_step=on_step,
                          resume_from=resume_from, save_to=save_to)
     return dataclasses.replace(result, params=exported.params, macs=exported.macs)
