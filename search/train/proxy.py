@@ -74,9 +74,9 @@ PRESETS: dict[str, ProxyConfig] = {
     # Two CPU cores: half width (~1/4 of the MACs), 10k images, 2k validation images scored once at
     # the end (mid-run scores at a high lr mostly measure stale BN statistics); a few minutes per
     # trial. Small evaluation batches: on a CPU they run ~2x faster per image than 500 (cache).
-    # Peak lr 0.05, not 0.1: over 5 seeds it scores seesaw_0.5d, igcv3_0.5d and mobilenetv2 ~4
-    # points higher with a smaller spread; 0.025, batch 32, BN recalibration and a weight EMA did
-    # not help (BENCHMARKS.md, "Seed-to-seed spread: remedies side by side").
+    # Peak lr 0.05, not 0.1: over 5 seeds seesaw_0.5d, igcv3_0.5d and mobilenetv2 score 0.7-4.9
+    # points higher, with a mean std of 1.27 points against 1.88; lr 0.025, batch 32, BN
+    # recalibration and a weight EMA did not help (BENCHMARKS.md, "Remedies side by side").
     "cpu": ProxyConfig(
         epochs=2, train_subset=5000, batch_size=64, lr=0.05, warmup_epochs=0.5, schedule="linear",
         weight_decay=5e-4, label_smoothing=0.1, width_scale=0.5, val_images=2000, eval_every=2,
