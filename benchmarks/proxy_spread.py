@@ -129,9 +129,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from space.references import get_reference
 
     if args.preset not in PRESETS:
-        raise SystemExit(f"unknown preset {args.preset!r}; valid: {', '.join(PRESETS)}")
-    for m in args.models:
-        get_reference(m)  # a clear error for an unknown name, before any training
+        p.error(f"unknown preset {args.preset!r}; valid: {', '.join(PRESETS)}")
+    for m in args.models:  # a one-line error for an unknown name, before any training
+        try:
+            get_reference(m)
+        except ValueError:
+            p.error(f"unknown reference network {m!r}; `python launch_search.py --references` lists them")
     overrides = {k: getattr(args, k) for k in OVERRIDABLE if getattr(args, k) is not None}
     jobs = [{"model": m, "seed": s, "preset": args.preset, "overrides": overrides, "dataset": args.dataset,
              "data_dir": args.data_dir, "val_size": args.val_size, "val_images": args.val_images,

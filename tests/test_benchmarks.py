@@ -145,3 +145,12 @@ def test_proxy_spread_summary_gives_the_spread_of_paired_differences():
     table = summarize(rows, ["a", "b"])
     assert "34.00 ± 4.00 (n=3)" in table and "33.00 ± 4.00 (n=3)" in table
     assert "+1.00 ± 0.00" in table  # b trails a by exactly one point under every seed
+
+
+def test_proxy_spread_rejects_an_unknown_network_before_training(tmp_path, capsys):
+    from benchmarks.proxy_spread import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--models", "nope", "--dataset", "synthetic", "--out", str(tmp_path / "s.jsonl")])
+    assert exit_info.value.code == 2 and "unknown reference network 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "s.jsonl").exists()
