@@ -9,12 +9,16 @@ with that run seed), scored on the first ``--val-images`` held-out images:
 - ``proxy``: the run's own score (the preset's BN handling);
 - ``recal N`` (``--recal N ...``): BN statistics recomputed on N training images first;
 - ``ema D`` / ``ema D + recal`` (``--ema D ...``): an exponential moving average of the weights and
-  buffers (decay D per step, ``torch.optim.swa_utils``), as averaged and with BN recomputed.
+  buffers (decay D per step, ``torch.optim.swa_utils``), as averaged and with BN recomputed;
+- ``val N`` (``--score-images N ...``): as trained, on the first N held-out images.
 
 Prints, per scoring, each network's mean and standard deviation over seeds, and the standard
 deviation over seeds of each pair's difference: under common random numbers (one data order per
 run seed for every network) that paired spread is the noise in a comparison of two networks
-within one search. Every finished run is appended to ``--out`` at once; a rerun with the same
+within one search. From which held-out images each run got right, it also splits each spread into
+a per-image part (seeds disagree on single images: shrinks as 1/n with more scored images) and a
+shared part (a seed lifts or sinks the whole score: does not), and predicts the spread at other
+numbers of scored images. Every finished run is appended to ``--out`` at once; a rerun with the same
 options skips the runs already there, so an interrupted benchmark loses nothing.
 """
 
@@ -31,6 +35,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+import numpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -67,6 +73,10 @@ def run_one(job: dict) -> dict:
     scorer = Trainer(model, config, device="cpu", seed=job["seed"], num_classes=data.num_classes, mean=data.mean,
                      std=data.std, train_images=result.train_images)
     val = (data.val_x[:config.val_images], data.val_y[:config.val_images])
+    scored = max([config.val_images, *job["score_images"]])
+    correct = (scorer.predict(data.val_x[:scored]) == data.val_y[:scored]).numpy()
+    for n in job["score_images"]:
+        scores[f"val {n}"] = float(correct[:n].mean())
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     for n in job["recal"]:
         model.load_state_dict(trained)
@@ -78,6 +88,7 @@ def run_one(job: dict) -> dict:
         scorer.recalibrate_bn(data.train_x, max(job["recal"], default=4000))
         scores[f"ema {d} + recal"] = scorer.evaluate(*val)[0]
     return {"key": job_key(job), "model": job["model"], "seed": job["seed"], "scores": scores,
+            "correct": numpy.packbits(correct).tobytes().hex(), "scored_images": scored,
             "train_loss": [h.train_loss for h in result.history], "train_time_s": result.train_time_s, "wall_s": wall}
 
 
@@ -107,6 +118,56 @@ def summarize(rows: list[dict], models: list[str]) -> str:
     return "\n".join(lines)
 
 
+def noise_split(correct: numpy.ndarray, images: int) -> tuple[float, float, float]:
+    """Variance over seeds (rows) of the accuracy on ``correct``'s first ``images`` columns, split into
+    (total, per-image part, shared part), in squared points.
+
+    The sample variance of row means is the sum of the sample covariance matrix over n^2: its
+    diagonal (each image's own variance over seeds, v per image on average) gives v/n, the
+    per-image part; the off-diagonal (images that go right or wrong together, c on average) gives
+    c(n-1)/n, the shared part. Works for a paired difference too (rows of +1/0/-1).
+    """
+    c = 100 * numpy.asarray(correct[:, :images], dtype=numpy.float64)
+    n = c.shape[1]
+    total = float(c.mean(axis=1).var(ddof=1))
+    per_image = float(c.var(axis=0, ddof=1).sum()) / n**2
+    return total, per_image, total - per_image
+
+
+def predicted_std(per_image: float, shared: float, images: int, at: int) -> float:
+    """The std over seeds expected with ``at`` scored images, from a split measured on ``images``."""
+    v, c = per_image * images, shared * images / (images - 1)  # per-image variance, mean covariance
+    return max(v / at + c * (at - 1) / at, 0.0) ** 0.5
+
+
+def noise_table(rows: list[dict], models: list[str], at: tuple[int, ...] = (2000, 5000, 10000)) -> str:
+    """Markdown: per network and pair, the measured std and its per-image and shared parts, and the
+    std predicted for ``at`` scored images and for unlimited ones (the shared part alone)."""
+    have = [r for r in rows if "correct" in r]
+    if not have:
+        return ""
+    images = min(r["scored_images"] for r in have)
+    bits = {(r["model"], r["seed"]): numpy.unpackbits(numpy.frombuffer(bytes.fromhex(r["correct"]), numpy.uint8))[:images]
+            for r in have}
+    matrices = {m: {s: v.astype(numpy.int8) for (mm, s), v in sorted(bits.items()) if mm == m} for m in models}
+    groups = list(matrices.items())
+    for a, b in itertools.combinations(models, 2):
+        seeds = sorted(set(matrices[a]) & set(matrices[b]))
+        groups.append((f"{a} - {b}", {s: matrices[a][s] - matrices[b][s] for s in seeds}))
+    head = ["network or pair", "seeds", f"std on {images} images", "per-image part", "shared part",
+            *(f"predicted std, {n} images" for n in at), "predicted std, unlimited images"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, by_seed in groups:
+        if len(by_seed) < 2:
+            continue
+        total, per_image, shared = noise_split(numpy.stack(list(by_seed.values())), images)
+        root = lambda v: f"{abs(v) ** 0.5:.2f}" if v >= 0 else f"-{abs(v) ** 0.5:.2f}"
+        lines.append("| " + " | ".join([name, str(len(by_seed)), f"{total ** 0.5:.2f}", root(per_image), root(shared),
+                                         *(f"{predicted_std(per_image, shared, images, n):.2f}" for n in at),
+                                         root(shared * images / (images - 1))]) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     """Run the benchmark; returns the rows of the runs asked for (finished now or before)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -119,6 +180,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--val-images", type=int, default=2000, help="held-out images scored")
     p.add_argument("--recal", type=int, nargs="*", default=[], help="also score after BN recalibration on N images")
     p.add_argument("--ema", type=float, nargs="*", default=[], help="also score a weight EMA with this decay")
+    p.add_argument("--score-images", type=int, nargs="*", default=[],
+                   help="also score as trained on the first N held-out images (N <= --val-size)")
     for name, kind in OVERRIDABLE.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"preset override: {name}")
     p.add_argument("--parallel", type=int, default=1, help="runs at once, one process and one thread each")
@@ -135,10 +198,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
             get_reference(m)
         except ValueError:
             p.error(f"unknown reference network {m!r}; `python launch_search.py --references` lists them")
+    too_many = [n for n in [args.val_images, *args.score_images] if not 1 <= n <= args.val_size]
+    if too_many:
+        p.error(f"cannot score {too_many[0]} images out of --val-size {args.val_size}; raise --val-size or score fewer")
     overrides = {k: getattr(args, k) for k in OVERRIDABLE if getattr(args, k) is not None}
     jobs = [{"model": m, "seed": s, "preset": args.preset, "overrides": overrides, "dataset": args.dataset,
              "data_dir": args.data_dir, "val_size": args.val_size, "val_images": args.val_images,
-             "recal": args.recal, "ema": args.ema} for s in args.seeds for m in args.models]
+             "recal": args.recal, "ema": args.ema, "score_images": args.score_images} for s in args.seeds for m in args.models]
     out = Path(args.out)
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     keys = {job_key(j) for j in jobs}
@@ -156,6 +222,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             scores = ", ".join(f"{k} {100 * v:.2f}" for k, v in row["scores"].items())
             print(f"{row['model']} seed {row['seed']}: {scores} ({row['wall_s']:.0f} s)", flush=True)
     print(summarize(rows, args.models))
+    print("\nWhere the spread comes from (points; 'shared' is what more scored images cannot remove):")
+    print(noise_table(rows, args.models))
     return rows
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import numpy
+
 import pytest
 
 from benchmarks.proxy_fidelity import parse_sets, rank_correlation, select_architectures
@@ -124,16 +126,19 @@ def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys
     out = tmp_path / "spread.jsonl"
     args = ["--preset", "smoke", "--dataset", "synthetic", "--models", "seesaw_0.5d_cifar10", "igcv3_0.5d_cifar10",
             "--seeds", "1", "2", "--val-size", "128", "--val-images", "128", "--recal", "64", "--ema", "0.9",
-            "--out", str(out)]
+            "--score-images", "128", "64", "--out", str(out)]
     rows = main(args)
     assert len(rows) == 4 and len(out.read_text().splitlines()) == 4
-    assert set(rows[0]["scores"]) == {"proxy", "recal 64", "ema 0.9", "ema 0.9 + recal"}
+    assert set(rows[0]["scores"]) == {"proxy", "recal 64", "ema 0.9", "ema 0.9 + recal", "val 128", "val 64"}
+    for row in rows:  # Trainer.predict, which the per-image split reads, scores as Trainer.evaluate does
+        assert row["scores"]["val 128"] == row["scores"]["proxy"] and row["scored_images"] == 128
     data = load_dataset("synthetic", val_size=128)
     trial = evaluate_spec(get_reference("igcv3_0.5d_cifar10").spec, data, get_preset("smoke", val_images=128),
                           device="cpu", seed=2)
     row = next(r for r in rows if r["model"] == "igcv3_0.5d_cifar10" and r["seed"] == 2)
     assert row["scores"]["proxy"] == trial.val_acc
-    assert "±" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "±" in printed and "| igcv3_0.5d_cifar10 | 2 |" in printed  # the per-image / shared split
     assert main(args) == rows and len(out.read_text().splitlines()) == 4
 
 
@@ -153,4 +158,32 @@ def test_proxy_spread_rejects_an_unknown_network_before_training(tmp_path, capsy
     with pytest.raises(SystemExit) as exit_info:
         main(["--models", "nope", "--dataset", "synthetic", "--out", str(tmp_path / "s.jsonl")])
     assert exit_info.value.code == 2 and "unknown reference network 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_noise_split_tells_a_whole_score_shift_from_single_image_disagreement():
+    from benchmarks.proxy_spread import noise_split, predicted_std
+
+    # One seed gets all 100 images right, the other none: every image moves together.
+    rows = numpy.array([[1] * 100, [0] * 100])
+    total, per_image, shared = noise_split(rows, 100)
+    assert total == pytest.approx(5000) and per_image == pytest.approx(50) and shared == pytest.approx(4950)
+    assert predicted_std(per_image, shared, 100, 100) == pytest.approx(total ** 0.5)
+    assert predicted_std(per_image, shared, 100, 10**9) == pytest.approx(5000 ** 0.5, rel=1e-6)  # no help
+    # Two seeds that disagree on every image yet score the same: no spread at any number of images.
+    rows = numpy.array([[1, 0] * 50, [0, 1] * 50])
+    total, per_image, shared = noise_split(rows, 100)
+    assert total == 0 and per_image > 0 and shared == pytest.approx(-per_image)
+    assert predicted_std(per_image, shared, 100, 10000) < 0.01
+    # A paired difference (rows of +1/0/-1) is split the same way; only the first `images` columns count.
+    diff = numpy.array([[1, 0, -1, 1], [0, 0, -1, 1]])
+    assert noise_split(diff, 2) == noise_split(diff[:, :2], 2)
+
+
+def test_proxy_spread_refuses_to_score_more_images_than_held_out(tmp_path, capsys):
+    from benchmarks.proxy_spread import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dataset", "synthetic", "--val-size", "100", "--val-images", "100", "--score-images", "500", "--out", str(tmp_path / "s.jsonl")])
+    assert exit_info.value.code == 2 and "cannot score 500 images out of --val-size 100" in capsys.readouterr().err
     assert not (tmp_path / "s.jsonl").exists()

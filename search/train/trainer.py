@@ -14,7 +14,7 @@ import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -349,23 +349,35 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     # ------------------------------------------------------------------ evaluation
+    def _logits(self, images: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+        """(start, float logits) per evaluation batch, in eval mode; no augmentation. Callers disable gradients."""
+        self.model.eval()
+        try:
+            for start in range(0, len(images), self.recipe.eval_batch_size):
+                x = self.normalize(images[start : start + self.recipe.eval_batch_size])
+                with self._autocast():
+                    yield start, self.model(self._prepare(x)).float()
+        finally:
+            self.model.train()
+
     @torch.no_grad()
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
         """(top-1 accuracy in [0, 1], mean cross-entropy) of the model in eval mode; no augmentation."""
         if len(labels) == 0:
             return math.nan, math.nan
-        self.model.eval()
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for start in range(0, len(labels), self.recipe.eval_batch_size):
-            x = self.normalize(images[start : start + self.recipe.eval_batch_size])
-            y = labels[start : start + self.recipe.eval_batch_size]
-            with self._autocast():
-                logits = self.model(self._prepare(x)).float()
+        for start, logits in self._logits(images):
+            y = labels[start : start + len(logits)]
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
-        self.model.train()
         return correct.item() / len(labels), loss_sum.item() / len(labels)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """The predicted class of every image (int64, on the trainer's device), as ``evaluate`` scores them."""
+        return torch.cat([logits.argmax(1) for _, logits in self._logits(images)]) if len(images) else \
+            torch.empty(0, dtype=torch.int64, device=self.device)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
