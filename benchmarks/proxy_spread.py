@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--dataset", default="imagefolder")
     p.add_argument("--data-dir", default="../shared/data/cifar10-jpg.zip")
     p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
-    p.add_argument("--val-images", type=int, default=2000, help="held-out images scored")
+    p.add_argument("--val-images", type=int, help="held-out images scored (default: the preset's, else all)")
     p.add_argument("--recal", type=int, nargs="*", default=[], help="also score after BN recalibration on N images")
     p.add_argument("--ema", type=float, nargs="*", default=[], help="also score a weight EMA with this decay")
     p.add_argument("--score-images", type=int, nargs="*", default=[],
@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             get_reference(m)
         except ValueError:
             p.error(f"unknown reference network {m!r}; `python launch_search.py --references` lists them")
+    args.val_images = args.val_images or PRESETS[args.preset].val_images or args.val_size
     too_many = [n for n in [args.val_images, *args.score_images] if not 1 <= n <= args.val_size]
     if too_many:
         p.error(f"cannot score {too_many[0]} images out of --val-size {args.val_size}; raise --val-size or score fewer")
