@@ -10,7 +10,9 @@ with that run seed), scored on the first ``--val-images`` held-out images:
 - ``recal N`` (``--recal N ...``): BN statistics recomputed on N training images first;
 - ``ema D`` / ``ema D + recal`` (``--ema D ...``): an exponential moving average of the weights and
   buffers (decay D per step, ``torch.optim.swa_utils``), as averaged and with BN recomputed;
-- ``val N`` (``--score-images N ...``): as trained, on the first N held-out images.
+- ``val N`` (``--score-images N ...``): as trained, on the first N held-out images;
+- ``flip`` / ``flip val N`` (``--flip``): the same, from the mean of the logits of each image and its
+  mirror image (test-time augmentation as in airbench).
 
 Prints, per scoring, each network's mean and standard deviation over seeds, and the standard
 deviation over seeds of each pair's difference: under common random numbers (one data order per
@@ -77,6 +79,12 @@ def run_one(job: dict) -> dict:
     correct = (scorer.predict(data.val_x[:scored]) == data.val_y[:scored]).numpy()
     for n in job["score_images"]:
         scores[f"val {n}"] = float(correct[:n].mean())
+    correct_flip = None
+    if job.get("flip"):  # absent from the keys of runs without it, so their earlier rows still match
+        correct_flip = (scorer.predict(data.val_x[:scored], flip=True) == data.val_y[:scored]).numpy()
+        scores["flip"] = float(correct_flip[:config.val_images].mean())
+        for n in job["score_images"]:
+            scores[f"flip val {n}"] = float(correct_flip[:n].mean())
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     for n in job["recal"]:
         model.load_state_dict(trained)
@@ -89,6 +97,7 @@ def run_one(job: dict) -> dict:
         scores[f"ema {d} + recal"] = scorer.evaluate(*val)[0]
     return {"key": job_key(job), "model": job["model"], "seed": job["seed"], "scores": scores,
             "correct": numpy.packbits(correct).tobytes().hex(), "scored_images": scored,
+            **({"correct_flip": numpy.packbits(correct_flip).tobytes().hex()} if correct_flip is not None else {}),
             "train_loss": [h.train_loss for h in result.history], "train_time_s": result.train_time_s, "wall_s": wall}
 
 
@@ -140,14 +149,15 @@ def predicted_std(per_image: float, shared: float, images: int, at: int) -> floa
     return max(v / at + c * (at - 1) / at, 0.0) ** 0.5
 
 
-def noise_table(rows: list[dict], models: list[str], at: tuple[int, ...] = (2000, 5000, 10000)) -> str:
+def noise_table(rows: list[dict], models: list[str], at: tuple[int, ...] = (2000, 5000, 10000), field: str = "correct") -> str:
     """Markdown: per network and pair, the measured std and its per-image and shared parts, and the
-    std predicted for ``at`` scored images and for unlimited ones (the shared part alone)."""
-    have = [r for r in rows if "correct" in r]
+    std predicted for ``at`` scored images and for unlimited ones (the shared part alone). ``field``:
+    the rows' field of per-image results ("correct", or "correct_flip" for the flip scoring)."""
+    have = [r for r in rows if field in r]
     if not have:
         return ""
     images = min(r["scored_images"] for r in have)
-    bits = {(r["model"], r["seed"]): numpy.unpackbits(numpy.frombuffer(bytes.fromhex(r["correct"]), numpy.uint8))[:images]
+    bits = {(r["model"], r["seed"]): numpy.unpackbits(numpy.frombuffer(bytes.fromhex(r[field]), numpy.uint8))[:images]
             for r in have}
     matrices = {m: {s: v.astype(numpy.int8) for (mm, s), v in sorted(bits.items()) if mm == m} for m in models}
     groups = list(matrices.items())
@@ -182,6 +192,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--ema", type=float, nargs="*", default=[], help="also score a weight EMA with this decay")
     p.add_argument("--score-images", type=int, nargs="*", default=[],
                    help="also score as trained on the first N held-out images (N <= --val-size)")
+    p.add_argument("--flip", action="store_true",
+                   help="also score with test-time flips: the mean of the logits of each image and its mirror")
     for name, kind in OVERRIDABLE.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"preset override: {name}")
     p.add_argument("--parallel", type=int, default=1, help="runs at once, one process and one thread each")
@@ -205,7 +217,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     overrides = {k: getattr(args, k) for k in OVERRIDABLE if getattr(args, k) is not None}
     jobs = [{"model": m, "seed": s, "preset": args.preset, "overrides": overrides, "dataset": args.dataset,
              "data_dir": args.data_dir, "val_size": args.val_size, "val_images": args.val_images,
-             "recal": args.recal, "ema": args.ema, "score_images": args.score_images} for s in args.seeds for m in args.models]
+             "recal": args.recal, "ema": args.ema, "score_images": args.score_images, **({"flip": True} if args.flip else {})} for s in args.seeds for m in args.models]
     out = Path(args.out)
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     keys = {job_key(j) for j in jobs}
@@ -225,6 +237,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(summarize(rows, args.models))
     print("\nWhere the spread comes from (points; 'shared' is what more scored images cannot remove):")
     print(noise_table(rows, args.models))
+    if args.flip:
+        print("\nThe same with test-time flips:")
+        print(noise_table(rows, args.models, field="correct_flip"))
     return rows
 
 

@@ -349,14 +349,18 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     # ------------------------------------------------------------------ evaluation
-    def _logits(self, images: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-        """(start, float logits) per evaluation batch, in eval mode; no augmentation. Callers disable gradients."""
+    def _logits(self, images: torch.Tensor, flip: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
+        """(start, float logits) per evaluation batch, in eval mode; no augmentation, or with ``flip`` the
+        sum of the logits of each image and its mirror image. Callers disable gradients."""
         self.model.eval()
         try:
             for start in range(0, len(images), self.recipe.eval_batch_size):
-                x = self.normalize(images[start : start + self.recipe.eval_batch_size])
+                x = self._prepare(self.normalize(images[start : start + self.recipe.eval_batch_size]))
                 with self._autocast():
-                    yield start, self.model(self._prepare(x)).float()
+                    logits = self.model(x).float()
+                    if flip:
+                        logits += self.model(x.flip(-1)).float()
+                yield start, logits
         finally:
             self.model.train()
 
@@ -374,9 +378,10 @@ class Trainer:
         return correct.item() / len(labels), loss_sum.item() / len(labels)
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """The predicted class of every image (int64, on the trainer's device), as ``evaluate`` scores them."""
-        return torch.cat([logits.argmax(1) for _, logits in self._logits(images)]) if len(images) else \
+    def predict(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
+        """The predicted class of every image (int64, on the trainer's device), as ``evaluate`` scores them;
+        ``flip``: from the mean of the logits of each image and its mirror image (test-time augmentation)."""
+        return torch.cat([logits.argmax(1) for _, logits in self._logits(images, flip)]) if len(images) else \
             torch.empty(0, dtype=torch.int64, device=self.device)
 
     # ------------------------------------------------------------------ checkpoints

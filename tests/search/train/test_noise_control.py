@@ -86,3 +86,21 @@ def test_fit_recalibrates_before_scoring_and_it_changes_the_score(data):
 def test_bn_recalibration_images_must_be_a_count():
     with pytest.raises(ValueError, match="bn_recalibration_images"):
         tiny(bn_recalibration_images=-1)
+
+
+def test_flip_predictions_average_each_image_with_its_mirror(data):
+    torch.manual_seed(0)
+    trainer = Trainer(net(), tiny(eval_batch_size=16), device="cpu", seed=0, num_classes=4, mean=data.mean,
+                      std=data.std, train_images=128)
+    images = data.val_x[:40]
+    with torch.no_grad():
+        trainer.model.eval()
+        x = trainer.normalize(images)
+        expected = (trainer.model(x) + trainer.model(x.flip(-1))).argmax(1)
+        plain = trainer.model(x).argmax(1)
+        trainer.model.train()
+    assert torch.equal(trainer.predict(images, flip=True), expected)
+    assert torch.equal(trainer.predict(images), plain)
+    # Every image mirrored: the flipped prediction is unchanged, the plain one sees other images.
+    assert torch.equal(trainer.predict(images.flip(-1), flip=True), expected)
+    assert trainer.model.training
