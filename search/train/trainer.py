@@ -351,7 +351,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def _logits(self, images: torch.Tensor, flip: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
         """(start, float logits) per evaluation batch, in eval mode; no augmentation, or with ``flip`` the
-        sum of the logits of each image and its mirror image. Callers disable gradients."""
+        mean of the logits of each image and its mirror image. Callers disable gradients."""
         self.model.eval()
         try:
             for start in range(0, len(images), self.recipe.eval_batch_size):
@@ -359,19 +359,20 @@ class Trainer:
                 with self._autocast():
                     logits = self.model(x).float()
                     if flip:
-                        logits += self.model(x.flip(-1)).float()
+                        logits = (logits + self.model(x.flip(-1)).float()) / 2
                 yield start, logits
         finally:
             self.model.train()
 
     @torch.no_grad()
-    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-        """(top-1 accuracy in [0, 1], mean cross-entropy) of the model in eval mode; no augmentation."""
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor, flip: bool = False) -> tuple[float, float]:
+        """(top-1 accuracy in [0, 1], mean cross-entropy) of the model in eval mode; no augmentation, or
+        with ``flip`` from the mean of the logits of each image and its mirror image."""
         if len(labels) == 0:
             return math.nan, math.nan
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for start, logits in self._logits(images):
+        for start, logits in self._logits(images, flip):
             y = labels[start : start + len(logits)]
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()

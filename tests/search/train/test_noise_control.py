@@ -96,9 +96,13 @@ def test_flip_predictions_average_each_image_with_its_mirror(data):
     with torch.no_grad():
         trainer.model.eval()
         x = trainer.normalize(images)
-        expected = (trainer.model(x) + trainer.model(x.flip(-1))).argmax(1)
+        mean_logits = (trainer.model(x) + trainer.model(x.flip(-1))) / 2
+        expected = mean_logits.argmax(1)
         plain = trainer.model(x).argmax(1)
         trainer.model.train()
+    labels = data.val_y[:40]
+    assert trainer.evaluate(images, labels, flip=True) == pytest.approx(
+        ((expected == labels).float().mean().item(), nn.functional.cross_entropy(mean_logits, labels).item()))
     assert torch.equal(trainer.predict(images, flip=True), expected)
     assert torch.equal(trainer.predict(images), plain)
     # Every image mirrored: the flipped prediction is unchanged, the plain one sees other images.
