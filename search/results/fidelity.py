@@ -22,11 +22,15 @@ __all__ = ["REPORTING_ONLY_FIELDS", "RESULTS_FILE", "accuracy_settings", "descri
 # reports (the last epoch is always evaluated, in eval mode): ignored when configurations are
 # compared, so retuning them neither hides a measured fidelity nor retrains cached benchmarks.
 REPORTING_ONLY_FIELDS = ("eval_every", "eval_batch_size")
+# Fields added to ProxyConfig after entries and cached results were stored, with the value that
+# behaves as their absence did: left out at that value, so the stored results keep matching.
+LATER_FIELDS = {"eval_flip": False}
 
 
 def accuracy_settings(proxy_config: dict[str, Any]) -> dict[str, Any]:
     """The fields of a proxy configuration (as a dict) that determine the accuracy it reports."""
-    return {k: v for k, v in _plain(proxy_config).items() if k not in REPORTING_ONLY_FIELDS}
+    return {k: v for k, v in _plain(proxy_config).items()
+            if k not in REPORTING_ONLY_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
 def load_fidelity(path: Path = RESULTS_FILE) -> list[dict[str, Any]]:

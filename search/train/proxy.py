@@ -45,6 +45,7 @@ class ProxyConfig(Recipe):
     val_images: int | None = None  # validation images evaluated (a fixed subset); None = all
     eval_every: int = 1  # epochs between validation passes; the last epoch is always evaluated
     bn_recalibration_images: int = 0  # BN statistics recomputed on this many training images before scoring
+    eval_flip: bool = False  # score from the mean logits of each held-out image and its mirror image
 
     def validate(self) -> "ProxyConfig":
         super().validate()
@@ -59,6 +60,8 @@ class ProxyConfig(Recipe):
         v = self.bn_recalibration_images
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"bn_recalibration_images must be an integer >= 0, got {v!r}")
+        if not isinstance(self.eval_flip, bool):
+            raise ValueError(f"eval_flip must be True or False, got {self.eval_flip!r}")
         return self
 
 
@@ -176,6 +179,7 @@ def train_proxy(
         history = tuple(EpochStats(**h) for h in state["history"])
     fit = trainer.fit((data.train_x, data.train_y), (data.val_x[:val_images], data.val_y[:val_images]),
                       eval_every=config.eval_every, bn_recalibration_images=config.bn_recalibration_images,
+                      eval_flip=config.eval_flip,
                       on_epoch=on_epoch, on_step=on_step, history=history)
     if save_to is not None and fit.status == "ok":
         save_to.parent.mkdir(parents=True, exist_ok=True)

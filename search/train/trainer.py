@@ -294,6 +294,7 @@ class Trainer:
         *,
         eval_every: int = 1,
         bn_recalibration_images: int = 0,
+        eval_flip: bool = False,
         history: Sequence[EpochStats] = (),
         on_epoch: Callable[[EpochStats], None] | None = None,
         on_step: StepCallback | None = None,
@@ -305,7 +306,8 @@ class Trainer:
         from there). ``on_epoch`` is called after every epoch; an exception it raises ends the run
         and propagates. Epochs that are not validated repeat the last validation's numbers.
         ``bn_recalibration_images``: recompute BN statistics on that many training images before
-        each validation (``recalibrate_bn``); 0 keeps the running statistics.
+        each validation (``recalibrate_bn``); 0 keeps the running statistics. ``eval_flip``: validate
+        with test-time flips (``evaluate(..., flip=True)``).
         ``on_step(step, total_steps)`` is called after every optimizer step (progress display).
         """
         history = list(history)
@@ -325,7 +327,7 @@ class Trainer:
             elif self.done or self.epoch % eval_every == 0:
                 t0 = time.perf_counter()
                 self.recalibrate_bn(train[0], bn_recalibration_images)
-                val_acc, val_loss = self.evaluate(*val)
+                val_acc, val_loss = self.evaluate(*val, flip=eval_flip)
                 eval_time += time.perf_counter() - t0
                 if not math.isfinite(val_loss):
                     status = "diverged"

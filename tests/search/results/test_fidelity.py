@@ -33,6 +33,11 @@ def test_other_configuration_or_space_is_not_measured():
     assert "not measured" in describe_fidelity("gpu", CONFIG, "shufflenet", [ENTRY])
 
 
+def test_a_field_added_later_matches_stored_entries_only_at_its_old_behaviour():
+    assert find_fidelity({**CONFIG, "eval_flip": False}, "seesaw", [ENTRY]) is ENTRY  # as before the field existed
+    assert find_fidelity({**CONFIG, "eval_flip": True}, "seesaw", [ENTRY]) is None
+
+
 def test_missing_or_broken_results_file_means_no_entries(tmp_path):
     assert load_fidelity(tmp_path / "none.json") == []
     bad = tmp_path / "bad.json"

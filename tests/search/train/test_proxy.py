@@ -107,6 +107,22 @@ def test_reporting_only_fields_do_not_change_the_reported_accuracy(data):
     assert results[0][0] == results[1][0] and results[0][1] == pytest.approx(results[1][1], rel=1e-5)
 
 
+def test_eval_flip_scores_the_trained_network_with_test_time_flips(data):
+    """The same training either way; only the score differs, and it is Trainer.evaluate(flip=True)'s."""
+    plain, flipped = run(data, epochs=2), run(data, epochs=2, eval_flip=True)
+    assert plain.history[0].train_loss == flipped.history[0].train_loss
+    torch.manual_seed(0)
+    model = small_net()
+    cfg = config(epochs=2)
+    train_proxy(model, data, cfg, device="cpu", seed=0)
+    scorer = Trainer(model, cfg, device="cpu", seed=0, num_classes=4, mean=data.mean, std=data.std, train_images=512)
+    assert (flipped.val_acc, flipped.val_loss) == pytest.approx(scorer.evaluate(data.val_x, data.val_y, flip=True))
+    assert (plain.val_acc, plain.val_loss) == pytest.approx(scorer.evaluate(data.val_x, data.val_y))
+    assert plain.val_loss != flipped.val_loss
+    with pytest.raises(ValueError, match="eval_flip"):
+        config(eval_flip=1)
+
+
 def test_callback_exceptions_end_the_run(data):
     class Pruned(Exception):
         pass
