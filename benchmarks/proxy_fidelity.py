@@ -16,6 +16,8 @@ Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``
   cpu    10 + references; proxy: cpu preset on 4k images, 1 epoch, quarter width; final: the same
          4k images for 3 epochs (3x the steps), same width. 1.9 h on 2 busy CPU cores, about 1 h idle
          (BENCHMARKS.md); a 2k-image proxy left half of the networks at chance accuracy
+  cpu-preset  the same 10 + references; proxy: the cpu preset as a search trains it (half width,
+         5k images, 2 epochs); final: the same recipe for 6 epochs (3x the steps)
   gpu    40 + references; proxy: the gpu preset as is; final: 30 epochs on all 45k training
          images at full width (as exported)
 
@@ -61,6 +63,8 @@ SIZES: dict[str, dict[str, Any]] = {
                                warmup_epochs=0.25, val_images=2000),
                 long_set=dict(train_subset=4000, epochs=3, width_scale=0.25, batch_size=64, lr=0.1,
                               warmup_epochs=0.5, val_images=2000)),
+    # The cpu preset as a search trains it, against the same recipe for 3x the epochs (issue 12, 4b).
+    "cpu-preset": dict(n=10, references=True, pool=80, proxy="cpu", proxy_set={}, long_set=dict(epochs=6)),
     "gpu": dict(n=40, references=True, pool=400, proxy="gpu", proxy_set={},
                 long_set=dict(epochs=30, train_subset=None, width_scale=1.0, warmup_epochs=2)),
 }

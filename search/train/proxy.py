@@ -78,9 +78,11 @@ PRESETS: dict[str, ProxyConfig] = {
     # Scored once at the end (mid-run scores at a high lr mostly measure stale BN statistics) on all
     # held-out images (5k by default): over 5 seeds of seesaw_0.5d, igcv3_0.5d and mobilenetv2 the mean
     # std is 1.06 points against 1.27 with 2k images (paired differences 1.31 against 1.84; igcv3's
-    # own std 1.11 against 1.04), for a few seconds more per trial. Most of what remains is the training's own
-    # spread, which more scored images cannot remove (BENCHMARKS.md, "Where the spread comes from"). Small
-    # evaluation batches: on a CPU they run ~2x faster per image than 500 (cache).
+    # own std 1.11 against 1.04), for a few seconds more per trial; over 10 seeds it is 1.44. Most of that
+    # is the training's own spread, which more scored images cannot remove, and neither label smoothing 0
+    # nor test-time flips (eval_flip) reduce it for every network (BENCHMARKS.md, "Where the spread
+    # comes from" and "Ten seeds"). Small evaluation batches: on a CPU they run ~2x faster per image
+    # than 500 (cache).
     # Peak lr 0.05, not 0.1: over 5 seeds the three networks score 0.7-4.9 points higher, with a mean
     # std of 1.27 points against 1.88; lr 0.025, batch 32, BN recalibration and a weight EMA did not
     # help (BENCHMARKS.md, "Remedies side by side").
