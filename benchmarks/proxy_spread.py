@@ -225,7 +225,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     todo = [j for j in jobs if job_key(j) not in {r["key"] for r in rows}]
     print(f"{args.preset} preset + {overrides}; {len(jobs)} runs, {len(rows)} already in {out}; "
           f"{args.parallel} at once; load average {os.getloadavg()[0]:.1f}", flush=True)
-    with ProcessPoolExecutor(args.parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+    from search.executors.local import exit_with_parent  # a worker of a killed benchmark stops training at once
+
+    with ProcessPoolExecutor(args.parallel, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_one, j): j for j in todo}
         for future in as_completed(futures):
             row = future.result()

@@ -118,3 +118,42 @@ def _running_trials(run_dir: Path) -> int:
     except Exception:  # the study is not created yet
         return 0
     return sum(t.state == optuna.trial.TrialState.RUNNING for t in study.trials)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def test_a_benchmark_pool_worker_exits_when_the_benchmark_is_killed(tmp_path):
+    """benchmarks/proxy_spread.py trains in a process pool (exit_with_parent as its initializer)."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "proxy_spread.py"), "--preset", "cpu", "--dataset", "synthetic",
+           "--val-size", "256", "--models", "seesaw_0.5d_cifar10", "--seeds", "1", "2", "--out", str(tmp_path / "s.jsonl")]
+    main = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    workers = []
+
+    def worker_started() -> bool:
+        workers[:] = [p for p in _children(main.pid)
+                      if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()] if main.poll() is None else []
+        return bool(workers)
+
+    try:
+        assert wait_for(worker_started, 120), "no pool worker started"
+        time.sleep(2)  # into the run: the worker has passed its initializer
+        os.kill(main.pid, signal.SIGKILL)
+        main.wait()
+        assert wait_for(lambda: all(gone(p) for p in workers), 30), "a pool worker outlived the killed benchmark"
+        assert not (tmp_path / "s.jsonl").exists()  # nothing half-written: no run had finished
+    finally:
+        try:
+            os.killpg(main.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
