@@ -21,7 +21,7 @@ from search.engine.heartbeat import budget_lock
 from search.engine.session import Run, open_run, proxy_name
 from search.engine.study import enqueue_references, finished_count, load_study_readonly, recover_stale_trials
 from search.engine.attributes import ATTR
-from search.engine.ladder import open_jobs_study, training_cost
+from search.engine.ladder import open_jobs_study, planned_units, training_cost
 from search.errors import SearchError
 from search.executors import local, ray_tune
 from search.results.artifacts import write_run_json
@@ -106,7 +106,8 @@ def describe_training_cost(cfg: SearchConfig, references: int) -> str:
     if cfg.repeats > 1:
         per = (cfg.repeats - 1) * top
         line += (f" + {per:g} units per network repeated ({cfg.repeats} seeds at the top rung for the final front "
-                 f"and the {references} references: at least {units + per * references:g} in all)")
+                 f"and the {references} references: at least "
+                 f"{planned_units(cfg.budget, cfg.rungs, cfg.eta, cfg.repeats, references):g} in all)")
     return line
 
 

@@ -46,7 +46,8 @@ from search.train.evaluator import Evaluation
 from space.spec import ArchSpec
 
 __all__ = ["JOBS_SUFFIX", "Job", "JobKey", "Ladder", "Result", "checkpoint_path", "collect", "crowding_distances",
-           "describe_job", "due_promotions", "due_repeats", "front_parents", "network_values", "nondominated_ranks",
+           "describe_job", "due_promotions", "due_repeats", "front_parents", "job_units", "job_units_left", "network_values",
+           "nondominated_ranks", "planned_units",
            "open_jobs_study", "promotion_order", "repeat_seed", "rung_epochs", "training_cost"]
 
 log = logging.getLogger("seesaw_nas.search")
@@ -93,6 +94,33 @@ def training_cost(budget: int, rungs: int, eta: int) -> float:
         n //= eta
         total += n * (eta**r - eta ** (r - 1))
     return total
+
+
+def planned_units(budget: int, rungs: int, eta: int, repeats: int, references: int) -> float:
+    """Rung-0 units of a whole run at the least: ``training_cost`` plus the references' repeats at the
+    top rung (the front's repeats come on top; how many networks it holds is known only at the end)."""
+    return training_cost(budget, rungs, eta) + (repeats - 1) * eta ** (rungs - 1) * references
+
+
+def job_units(rung: int, eta: int, *, from_scratch: bool = False) -> float:
+    """Rung-0 units one job trains: a promotion to ``rung`` only its extra epochs (it continues from
+    rung - 1), a repeat's rung 0 or a job whose checkpoint was missing the whole rung."""
+    if rung == 0 or from_scratch:
+        return float(eta**rung)
+    return float(eta**rung - eta ** (rung - 1))
+
+
+def job_units_left(job_trials: Iterable[FrozenTrial], *, budget: int, rungs: int, eta: int, repeats: int,
+                   references: int) -> float:
+    """Rung-0 units of the jobs not started yet (for the run's ETA): the promotions that
+    ``training_cost`` counts and the references' repeats, less every job started (running, or
+    ended for good). The front's repeats are known only once the budget is done: they count when
+    they start."""
+    planned = planned_units(budget, rungs, eta, repeats, references) - budget
+    started = sum(job_units(j.user_attrs[ATTR.RUNG], eta, from_scratch=bool(j.user_attrs.get(ATTR.FROM_SCRATCH)))
+                  for j in job_trials if ATTR.RUNG in j.user_attrs
+                  and (j.state == TrialState.RUNNING or j.user_attrs.get(ATTR.STATUS) in TERMINAL))
+    return max(0.0, planned - started)
 
 
 def nondominated_ranks(points: Sequence[tuple[float, float]]) -> list[int]:

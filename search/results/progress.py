@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from search.config import SearchConfig
 from search.engine.attributes import ATTR, STATUS
+from search.engine.ladder import job_units_left, open_jobs_study
 from search.engine.study import finished_count
 from search.engine.trial import describe_trial
 from search.engine.objectives import Objectives
@@ -38,6 +39,7 @@ __all__ = ["LOG_EVERY_S", "TrialProgress", "TrialTicker", "format_duration"]
 LOG_EVERY_S = 30.0  # log mode: a running trial's line at most this often (scored epochs always)
 SEND_EVERY_S = 1.0  # a ticker reports a step at most this often
 REDRAW_EVERY_S = 0.5  # terminal: bar redraws at most this often
+JOBS_EVERY_S = 10.0  # the promotions and repeats left are re-read from the jobs study at most this often
 
 Event = dict[str, Any]  # plain values: it may cross a process boundary
 
@@ -125,6 +127,7 @@ class TrialProgress:
         self.logged: dict[tuple[int, int], float] = {}  # (worker, trial) -> when its last line was written
         self.last_redraw = -math.inf
         self.per_trial_s = self._mean_trial_seconds()
+        self.jobs_left: tuple[float, float] = (-math.inf, 0.0)  # (when read, rung-0 units of jobs not started)
         self.bar = None
         if self.tty:
             self.bar = tqdm(total=cfg.budget, initial=self._finished(), unit="trial", desc=f"search {cfg.name}",
@@ -175,14 +178,28 @@ class TrialProgress:
                  and t.datetime_start and t.datetime_complete]
         return sum(spans) / len(spans) if spans else math.nan
 
+    def _job_units_left(self) -> float:
+        """Rung-0 units of promotions and repeats not started yet (``ladder.job_units_left``); 0 without a ladder."""
+        rungs, repeats, eta = self.cfg.rungs or 1, self.cfg.repeats or 1, self.cfg.eta or 1
+        if rungs == 1 and repeats == 1:
+            return 0.0
+        now = self.clock()
+        if now - self.jobs_left[0] >= JOBS_EVERY_S:
+            jobs = open_jobs_study(self.study, create=False)
+            references = sum(bool(t.user_attrs.get(ATTR.REFERENCE)) for t in self.study.get_trials(deepcopy=False))
+            self.jobs_left = (now, job_units_left(jobs.get_trials(deepcopy=False) if jobs else [], budget=self.cfg.budget,
+                                                  rungs=rungs, eta=eta, repeats=repeats, references=references))
+        return self.jobs_left[1]
+
     def run_eta_s(self) -> float:
         """Time left: the running trials' ETAs plus the trials not started yet at the mean trial time
-        (the running trials' projected time before any finished), shared by the workers."""
+        (the running trials' projected time before any finished), and the promotions and repeats not
+        started yet at that time per rung-0 unit, shared by the workers."""
         per_trial = self.per_trial_s
         if not math.isfinite(per_trial):
             projected = [e["elapsed_s"] + e["eta_s"] for e in self.running.values() if math.isfinite(e["eta_s"])]
             per_trial = sum(projected) / len(projected) if projected else math.nan
-        todo = max(0, self.cfg.budget - self._finished() - len(self.running))
+        todo = max(0, self.cfg.budget - self._finished() - len(self.running)) + self._job_units_left()
         left = sum(e["eta_s"] for e in self.running.values() if math.isfinite(e["eta_s"]))
         if todo and not math.isfinite(per_trial):
             return math.nan

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 import random
 
-from search.engine.ladder import (Result, crowding_distances, due_promotions, due_repeats, front_parents,
-                                  network_values, nondominated_ranks, promotion_order, repeat_seed, rung_epochs,
-                                  training_cost)
+from optuna.trial import TrialState, create_trial
+
+from search.engine.attributes import ATTR, STATUS
+from search.engine.ladder import (Result, crowding_distances, due_promotions, due_repeats, front_parents, job_units,
+                                  job_units_left, network_values, nondominated_ranks, planned_units, promotion_order,
+                                  repeat_seed, rung_epochs, training_cost)
 
 
 def synthetic(seed: int, n: int = 30) -> list[Result]:
@@ -109,3 +112,22 @@ def test_costs_epochs_and_seeds():
     assert rung_epochs(2, 3, 2) == 18
     assert repeat_seed(5, 0) == 5
     assert repeat_seed(5, 1) == repeat_seed(5, 1) != repeat_seed(5, 2) != repeat_seed(6, 2)
+
+
+def test_units_of_jobs_planned_started_and_left():
+    assert [job_units(r, 3) for r in (0, 1, 2)] == [1, 2, 6] and job_units(1, 3, from_scratch=True) == 3
+    # 27 networks, 3 rungs, eta 3: 63 units; 2 seeds for 5 references at the top rung (9 units each): 45 more
+    assert planned_units(27, 3, 3, 2, 5) == 63 + 45
+
+    def job(state, status, rung, **attrs):
+        return create_trial(state=state, values=[0.5] if state == TrialState.COMPLETE else None,
+                            user_attrs={ATTR.STATUS: status, ATTR.RUNG: rung, **attrs})
+
+    jobs = [job(TrialState.RUNNING, STATUS.RUNNING, 1),  # a promotion under way: 2 units
+            job(TrialState.COMPLETE, STATUS.OK, 2),  # 6
+            job(TrialState.FAIL, STATUS.FAILED, 1, **{ATTR.FROM_SCRATCH: True}),  # ended for good, whole rung: 3
+            job(TrialState.COMPLETE, STATUS.OK, 0),  # a repeat's rung 0: 1
+            job(TrialState.FAIL, STATUS.INTERRUPTED, 2)]  # cut off: due again, not started
+    assert job_units_left(jobs, budget=27, rungs=3, eta=3, repeats=2, references=5) == 108 - 27 - 12
+    assert job_units_left(jobs * 10, budget=27, rungs=3, eta=3, repeats=2, references=5) == 0  # never below 0
+    assert job_units_left([], budget=8, rungs=1, eta=3, repeats=1, references=5) == 0

@@ -115,3 +115,21 @@ def test_run_eta_counts_running_and_unstarted_trials_over_the_workers():
     progress.running = {0: {"eta_s": 40.0, "elapsed_s": 60.0}, 1: {"eta_s": 20.0, "elapsed_s": 80.0}}
     # 5 budget - 1 finished - 2 running = 2 to start: (40 + 20 + 2 * 100) / 2 workers
     assert progress.run_eta_s() == 130.0
+
+
+def test_run_eta_counts_the_promotions_and_repeats_not_started():
+    from search.engine.ladder import open_jobs_study
+
+    clock = Clock()
+    study = study_with_one_finished_trial()
+    cfg = SearchConfig(name="eta", budget=7, workers=1, rungs=2, eta=3, repeats=1)
+    progress = TrialProgress(study, cfg, stream=io.StringIO(), tty=False, clock=clock)
+    progress.per_trial_s = 100.0
+    # 6 networks to start, and 7 // 3 = 2 promotions to rung 1 of 2 more units each
+    assert progress.run_eta_s() == (6 + 2 * 2) * 100.0
+    jobs = open_jobs_study(study)
+    jobs.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.6],
+                                user_attrs={ATTR.STATUS: STATUS.OK, ATTR.RUNG: 1, ATTR.PARENT: 0, ATTR.REPEAT: 0}))
+    assert progress.run_eta_s() == 1000.0  # the jobs study is re-read at most every JOBS_EVERY_S
+    clock.now += 10
+    assert progress.run_eta_s() == (6 + 2) * 100.0
