@@ -105,7 +105,7 @@ def describe_training_cost(cfg: SearchConfig, references: int) -> str:
                if cfg.rungs > 1 else "") + ")")
     if cfg.repeats > 1:
         per = (cfg.repeats - 1) * top
-        line += (f" + {per:g} units per network repeated ({cfg.repeats} seeds at the top rung for the final front "
+        line += (f" + {per:g} unit{'s' * (per != 1)} per network repeated ({cfg.repeats} seeds at the top rung for the final front "
                  f"and the {references} references: at least "
                  f"{planned_units(cfg.budget, cfg.rungs, cfg.eta, cfg.repeats, references):g} in all)")
     return line
