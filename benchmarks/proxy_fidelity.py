@@ -22,7 +22,9 @@ Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``
          images at full width (as exported)
 
 Trained results are cached by canonical key in ~/.cache/seesaw-nas/benchmarks/ (one file per
-data/recipe/seed), so a re-run or a larger N only trains what is new. ``--write`` stores the
+data/recipe/seed), so a re-run or a larger N only trains what is new. Processes may share a cache:
+split the work with ``--only proxy`` / ``--only final``, and ``--reverse`` for a second process
+that trains from the last network back. ``--write`` stores the
 measured numbers in search/results/fidelity_results.json, which each search's summary quotes for the
 proxy configuration it used.
 """
@@ -154,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", choices=("proxy", "final"), default=None,
                    help="train only these results and stop (no zero-cost scores, no table): to share the work "
                         "between two processes on one cache")
+    p.add_argument("--reverse", action="store_true",
+                   help="train the networks last to first: a second process on the same cache meets the first "
+                        "in the middle (each skips what the other has saved)")
     p.add_argument("--cache-dir", default=None, help="default ~/.cache/seesaw-nas/benchmarks")
     p.add_argument("--write", action="store_true", help=f"store the numbers in {RESULTS_FILE.relative_to(ROOT)}")
     p.add_argument("--label", default=None, help="name of the stored entry (default: SPACE-SIZE-DATASET)")
@@ -234,13 +239,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                                       "images": SCORE_IMAGES}, args.cache_dir)
     images, labels = score_batch(data.train_x, data.train_y, SCORE_IMAGES, args.seed)
 
-    rows = []
-    for i, (name, spec) in enumerate(archs):
+    rows_at: dict[int, dict[str, Any]] = {}
+    for i in (reversed(range(len(archs))) if args.reverse else range(len(archs))):
+        name, spec = archs[i]
         key = spec.canonical_key()
         row = {"name": name, "key": key, **cost_of(spec)}
         # evaluate_spec seeds each architecture's initial weights and data order from the seed and its key
         for which, (cfg, seed) in configs.items():
             cache = caches[which]
+            cache.reload()  # another process on this cache may have trained it meanwhile
             if key not in cache:
                 t0 = time.perf_counter()
                 try:
@@ -260,13 +267,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             zc_cache.put(key, {**(zc_cache.get(key) or {}), **{k: (v if math.isfinite(v) else None) for k, v in new.items()},
                                "wall_s": time.perf_counter() - t0})
         row["zero_cost"] = zc_cache.get(key) or {}
-        rows.append(row)
+        rows_at[i] = row
         done = "  ".join(f"{which} {_pct(row[which]['val_acc'])} ({row[which]['wall_s']:.0f}s)" for which in configs)
         print(f"[{i + 1}/{len(archs)}] {name:22s} {row['macs'] / 1e6:7.1f}M MACs {row['params'] / 1e6:5.2f}M params  "
               f"{done}", flush=True)
     if args.only:
         print(f"trained the {args.only} results; run without --only for the table")
         return {}
+    rows = [rows_at[i] for i in sorted(rows_at)]
 
     final = [r["final"]["val_acc"] for r in rows]
     signals: dict[str, list[float | None]] = {

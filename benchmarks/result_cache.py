@@ -46,6 +46,14 @@ class ResultCache:
     def get(self, key: str) -> Any:
         return self.data.get(key)
 
+    def reload(self) -> None:
+        """Take in what other processes saved since this one last read or wrote the file."""
+        if self.path.exists():
+            try:
+                self.data = {**json.loads(self.path.read_text()).get("results", {}), **self.data}
+            except ValueError:
+                pass  # an unreadable file adds nothing
+
     def put(self, key: str, value: Any) -> Any:
         self.data[key] = value
         self.save()
@@ -57,9 +65,5 @@ class ResultCache:
         from search.files import file_lock, write_atomic
 
         with file_lock(self.path.with_name(f".{self.path.name}.lock")):
-            if self.path.exists():
-                try:
-                    self.data = {**json.loads(self.path.read_text()).get("results", {}), **self.data}
-                except ValueError:
-                    pass  # a file we cannot read is replaced by ours
+            self.reload()  # a file we cannot read is replaced by ours
             write_atomic(self.path, json.dumps({"settings": self.settings, "results": self.data}, default=str))

@@ -78,6 +78,33 @@ def test_caches_saved_by_two_processes_keep_both_results(tmp_path):
     assert ResultCache.for_settings("t", {"a": 1}, tmp_path).data == {"k1": 1, "k2": 2}
 
 
+def test_a_cache_reload_takes_in_what_another_process_saved(tmp_path):
+    first = ResultCache.for_settings("t", {"a": 1}, tmp_path)
+    second = ResultCache.for_settings("t", {"a": 1}, tmp_path)
+    second.put("k2", 2)
+    assert "k2" not in first
+    first.reload()
+    assert first.get("k2") == 2
+
+
+def test_proxy_fidelity_reverse_trains_last_to_first_and_reuses_the_other_processs_results(tmp_path, capsys):
+    """--reverse lets a second process start from the end; a network the first one saved is not trained
+    again, and the table lists the networks in the same order either way."""
+    from benchmarks.proxy_fidelity import main
+
+    args = ["--quick", "--n", "3", "--dataset", "synthetic", "--threads", "1", "--cache-dir", str(tmp_path),
+            "--zero-cost", "synflow"]
+    assert main([*args, "--only", "final", "--reverse"]) == {}
+    printed = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert printed == ["sample2", "sample1", "sample0"]
+    (final_cache,) = tmp_path.glob("train-*.json")
+    finals = ResultCache(final_cache).data
+    entry = main(args)
+    assert [r["name"] for r in entry["rows"]] == ["sample0", "sample1", "sample2"]
+    assert ResultCache(final_cache).data == finals  # not trained again: same results, same wall times
+    assert [r["final_acc"] for r in entry["rows"]] == [finals[r["key"]]["val_acc"] for r in entry["rows"]]
+
+
 def test_proxy_fidelity_ranks_by_the_mean_of_repeated_proxy_seeds(tmp_path):
     """--proxy-repeats 2 trains the proxy with two training seeds and adds their mean as a signal;
     --only proxy trains those alone (for a second process), and the full run reuses them."""
