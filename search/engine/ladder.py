@@ -10,7 +10,8 @@ repeated seeds: the training a network gets beyond its rung-0 trial.
   ``heartbeat``, ``outcome``): a job cut off by kill -9 is failed as stale and, no longer taken,
   becomes due again; a finished one is never run twice.
 - Rung r trains ``eta**r`` x the rung-0 epochs in total. Job (parent, r, i) continues from the
-  checkpoint of (parent, r-1, i) for the remaining epochs; rung 0 of repeat 0 is the main trial.
+  checkpoint of (parent, r-1, i) for the remaining epochs, and deletes it once recorded (nothing
+  else reads it); rung 0 of repeat 0 is the main trial.
 - Which jobs are due is a pure function of the finished results (``due_promotions``,
   ``due_repeats``): at rung r with n results, the top ``n // eta`` by non-dominated rank on
   (accuracy at r, MACs), ties by crowding distance then trial number, are due at r+1 unless taken
@@ -412,6 +413,8 @@ class Ladder:
             job.trial.set_user_attr(ATTR.OUTCOME, outcome)
             faults.point("outcome-recorded")
             frozen = finish(self.jobs, job.trial, outcome)
+            if job.resume_from is not None:  # its chain goes on from this job's state (or ends here): never read again
+                job.resume_from.unlink(missing_ok=True)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.info(f"{describe_job(job)}: finished after another worker had failed it as stale; it runs again")
             frozen = next(t for t in self.jobs.get_trials(deepcopy=False) if t.number == job.trial.number)

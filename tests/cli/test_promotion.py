@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 import launch_search
 from search import faults
 from search.engine.attributes import ATTR, COUNTED_STATUSES, JOB_KINDS, STATUS
-from search.engine.ladder import JOBS_SUFFIX, collect, due_promotions
+from search.engine.ladder import JOBS_SUFFIX, checkpoint_path, collect, due_promotions
 
 FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64",
         "--train-subset", "64", "--batch-size", "32"]
@@ -74,6 +74,10 @@ def test_rungs_2_eta_2_promotes_the_right_trials_and_the_front_reads_the_top_run
         elif row["status"] == "ok":
             assert row["rung_reached"] == "0" and row["acc_rung1"] == ""
             assert float(row["acc_mean"]) == float(row["val_acc"])
+    # a finished promotion deleted the rung-0 state it continued from; an unpromoted network keeps its own
+    kept = {p.name for p in (run_dir / "checkpoints").glob("*.pt")}
+    ok = [t for t in main if t.user_attrs.get(ATTR.STATUS) == STATUS.OK]
+    assert {checkpoint_path(run_dir, t.user_attrs[ATTR.KEY], 0, 0).name for t in ok if t.number not in promoted} == kept
     best = yaml.safe_load((run_dir / "best_block.yaml").read_text())
     number = best["provenance"]["trial"]
     assert best["metrics"]["rung"] == int(table[number]["rung_reached"])
