@@ -181,3 +181,31 @@ def test_a_resume_without_ladder_options_continues_with_the_runs(tmp_path, capsy
     assert code == 0, err
     launches = json.loads((tmp_path / "e" / "run.json").read_text())["launches"]
     assert [launch["config"]["eta"] for launch in launches] == [2, 2]
+
+
+def test_a_resume_trains_with_the_runs_proxy_recipe_and_refuses_settings_that_change_it(tmp_path, capsys):
+    """The recipe run.json recorded is the run's: a resume keeps it even after the preset changed (the
+    recorded lr is edited here to stand for an older preset), with or without the run's own flags;
+    flags that change it are refused in one line and change nothing."""
+    base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "p"]
+    code, err = run_main(base, capsys)
+    assert code == 0, err
+    run_dir = tmp_path / "p"
+    doc = json.loads((run_dir / "run.json").read_text())
+    doc["launches"][0]["proxy"]["lr"] = 0.0123
+    (run_dir / "run.json").write_text(json.dumps(doc))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    for extra in (["--epochs", "0.02"], ["--width-scale", "0.5"], ["--proxy", "cpu", "--epochs", "1"]):
+        code, err = run_main([*base, "--resume", "--budget", "2", *extra], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "trained its networks with the smoke proxy" in err and "leave them out" in err, err
+        assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before, extra
+    code, err = run_main([*base, "--resume", "--budget", "2"], capsys)  # the run's own flags
+    assert code == 0, err
+    code, err = run_main(["--results-dir", str(tmp_path), "--name", "p", "--dataset", "synthetic", "--device", "cpu",
+                          "--val-size", "64", "--no-references", "--resume", "--budget", "3"], capsys)  # none at all
+    assert code == 0, err
+    launches = json.loads((run_dir / "run.json").read_text())["launches"]
+    assert [launch["proxy"]["lr"] for launch in launches] == [0.0123] * 3
+    assert [launch["proxy"]["epochs"] for launch in launches] == [0.01] * 3
+    assert len({json.dumps(launch["proxy"], sort_keys=True) for launch in launches}) == 1
