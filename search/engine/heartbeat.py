@@ -34,7 +34,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from search.config import SearchConfig
-from search.engine.attributes import ATTR, STATUS
+from search.engine.attributes import ATTR
 from search.engine.outcome import finish, recorded_outcome
 from search.engine.rdb import advisory_lock
 from search.engine.study import ask_lock, enqueue_again, requeue

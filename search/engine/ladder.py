@@ -399,8 +399,9 @@ class Ladder:
         return Job(job, kind, parent, rung, repeat, attrs[ATTR.SEED], ArchSpec.from_dict(a[ATTR.SPEC]), spec_key,
                    a[ATTR.PARAMS], a[ATTR.MACS], rung_epochs(self.epochs0, self.cfg.eta, rung), resume, save_to)
 
-    def finish(self, job: Job, evaluation: Evaluation) -> FrozenTrial:
-        """Record the job's outcome (one record first, as for trials: ``search.engine.outcome``)."""
+    def finish(self, job: Job, evaluation: Evaluation) -> tuple[FrozenTrial, str | None]:
+        """Record the job's outcome (one record first, as for trials: ``search.engine.outcome``).
+        Returns the job's trial and its search.log line (None: another worker had failed it as stale)."""
         faults.point("job-evaluated")
         attrs: dict[str, Any] = {f"{ATTR.METRIC_PREFIX}{k}": v for k, v in evaluation.metrics.items()}
         attrs[ATTR.STATUS] = evaluation.status
@@ -417,11 +418,13 @@ class Ladder:
                 job.resume_from.unlink(missing_ok=True)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.info(f"{describe_job(job)}: finished after another worker had failed it as stale; it runs again")
-            frozen = next(t for t in self.jobs.get_trials(deepcopy=False) if t.number == job.trial.number)
+            self.heartbeat.remove(job.trial)
+            return next(t for t in self.jobs.get_trials(deepcopy=False) if t.number == job.trial.number), None
         self.heartbeat.remove(job.trial)
         acc = f" val_acc={evaluation.val_acc:.4f}" if evaluation.status == STATUS.OK else f" {evaluation.status}"
-        log.info(f"{describe_job(job)}:{acc}")
-        return frozen
+        line = f"{describe_job(job)}:{acc}"
+        log.info(line)
+        return frozen, line
 
     def cut_off(self, job: Job, reason: str = "interrupted by the user; re-run on --resume") -> None:
         """The job will not finish here: failed without a result, so it is due again."""

@@ -21,7 +21,7 @@ from search.config import SearchConfig
 from search.engine.ladder import Ladder
 from search.engine.prescreen import Prescreener, make_prescreener
 from search.engine.study import make_sampler, open_study
-from search.engine.trial import TrialSteps
+from search.engine.trial import AfterTrial, TrialSteps
 from search.errors import SearchError
 from search.train.data import load_dataset
 from search.train.evaluator import ProxyEvaluator
@@ -50,7 +50,7 @@ class Run:
     prescreen: Prescreener | None = None  # with --prescreen
     ladder: Ladder | None = None  # with --rungs or --repeats above 1
 
-    def steps(self, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None, *,
+    def steps(self, after_trial: AfterTrial | None = None, *,
               wait_for_twins: bool = True) -> TrialSteps:
         """This process's trial step over the run's study."""
         return TrialSteps(self.study, self.cfg, self.space, num_classes=self.num_classes, count_cost=self.count_cost,

@@ -39,8 +39,12 @@ from search.train.evaluator import Evaluation
 from space.spaces import SearchSpace
 from space.spec import ArchSpec
 
-__all__ = ["Proposal", "TrialSteps", "describe_trial", "find_evaluated", "propose", "record", "run_trial",
+__all__ = ["AfterTrial", "Proposal", "TrialSteps", "describe_trial", "find_evaluated", "propose", "record", "run_trial",
            "trial_outcome"]
+
+# Called when a trial or a promotion/repeat job of this process is recorded: its finished trial (of
+# the jobs study for a job) and its search.log line.
+AfterTrial = Callable[[FrozenTrial, str], None]
 
 log = logging.getLogger("seesaw_nas.search")
 
@@ -216,7 +220,7 @@ class TrialSteps:
         num_classes: int,
         count_cost: Callable[[ArchSpec, int, int], Cost],
         prescreen: Any = None,
-        after_trial: Callable[[FrozenTrial], None] | None = None,
+        after_trial: AfterTrial | None = None,
         wait_for_twins: bool = True,
         ladder: Ladder | None = None,
         latency: LatencyMeter | None = None,
@@ -318,7 +322,10 @@ class TrialSteps:
         """Record the outcome, log it, report it; returns the finished trial (of the jobs study for a Job)."""
         if isinstance(proposal, Job):
             assert self.ladder is not None and evaluation is not None
-            return self.ladder.finish(proposal, evaluation)
+            frozen, line = self.ladder.finish(proposal, evaluation)
+            if line is not None and self.after_trial is not None:
+                self.after_trial(frozen, line)
+            return frozen
         try:
             frozen = record(self.study, proposal, evaluation)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -329,9 +336,10 @@ class TrialSteps:
                      "was late); its architecture runs again")
             return frozen
         self.heartbeat.remove(proposal.trial)
-        log.info(describe_trial(frozen))
+        line = describe_trial(frozen)
+        log.info(line)
         if self.after_trial is not None:
-            self.after_trial(frozen)
+            self.after_trial(frozen, line)
         return frozen
 
     def cut_off(self, proposal: Proposal | Job, reason: str = "interrupted by the user; re-run on --resume") -> None:

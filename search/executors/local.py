@@ -23,7 +23,7 @@ import optuna
 from search.config import SearchConfig
 from search.engine.ladder import Ladder
 from search.engine.session import Run, open_run
-from search.engine.trial import Evaluator, Proposal, TrialSteps, describe_trial, run_trial
+from search.engine.trial import AfterTrial, Evaluator, Proposal, TrialSteps, run_trial
 from search.results.artifacts import write_trials_csv
 from search.results.progress import TrialProgress, TrialTicker, end_event
 from space.spaces import SearchSpace
@@ -42,7 +42,7 @@ def run_worker(
     *,
     num_classes: int,
     count_cost: Callable[..., Any],
-    after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+    after_trial: AfterTrial | None = None,
     prescreen: Any = None,
     watch: Callable[[Proposal], dict[str, Any]] | None = None,
     ladder: Ladder | None = None,
@@ -74,8 +74,8 @@ def run_local(run: Run) -> None:
     procs = start_extra_workers(run.cfg, run.cfg.workers - 1, inbox) if inbox is not None else []
     with TrialProgress(run.study, run.cfg, inbox=inbox) as progress:
         try:
-            def after_trial(trial: optuna.trial.FrozenTrial) -> None:
-                progress.update(trial, describe_trial(trial))
+            def after_trial(trial: optuna.trial.FrozenTrial, line: str) -> None:
+                progress.update(trial, line)
                 write_trials_csv(run.study, run.cfg.run_dir / "trials.csv")  # readable while the run goes on
 
             def show(event: dict) -> None:  # this process's trial, and what the other workers sent meanwhile
@@ -151,4 +151,4 @@ def _worker_main(cfg: SearchConfig, index: int, parent_pid: int, outbox: Any = N
         run = open_run(cfg, worker_index=index)
         run_worker(run.study, cfg, run.space, run.evaluator, num_classes=run.num_classes, count_cost=run.count_cost,
                    prescreen=run.prescreen, watch=ticker_watch(send, index, run.evaluator), ladder=run.ladder,
-                   after_trial=lambda trial: send(end_event(index, trial, describe_trial(trial))))
+                   after_trial=lambda trial, line: send(end_event(index, trial, line)))

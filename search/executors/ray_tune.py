@@ -46,9 +46,8 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import optuna
 import torch
 
 import blocks
@@ -57,7 +56,7 @@ import space
 from blocks.cost import Cost
 from search.config import SearchConfig, SearchError
 from search.engine.session import Run
-from search.engine.trial import Proposal
+from search.engine.trial import AfterTrial, Proposal
 from search.results.progress import TrialProgress
 from search.train.data import load_dataset
 from search.train.evaluator import Evaluation, ProxyEvaluator, describe_exception
@@ -267,7 +266,7 @@ class StudySteps:
     ``on_trial_complete`` = ``record``. Samples that need no training (over ``--max-macs``,
     duplicates) are recorded inside ``suggest`` and never become Ray trials."""
 
-    def __init__(self, run: Run, after_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> None:
+    def __init__(self, run: Run, after_trial: AfterTrial | None = None) -> None:
         super().__init__(metric=None, mode=None)
         self.run = run
         self.steps = run.steps(after_trial, wait_for_twins=False)  # suggest must not block Tune

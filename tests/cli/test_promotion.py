@@ -53,7 +53,7 @@ def replay_promotions(main: list) -> list[int]:
 def test_rungs_2_eta_2_promotes_the_right_trials_and_the_front_reads_the_top_rung(tmp_path, capsys):
     code = launch_search.main([*FAST, "--budget", "6", "--no-references", "--rungs", "2", "--eta", "2",
                                "--name", "p", "--results-dir", str(tmp_path)])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0
     assert ("training cost: at least 9 rung-0 units (6 networks at rung 0, promotions to 2 rungs with eta 2; "
             "asynchronous promotion adds some)") in out
@@ -65,6 +65,9 @@ def test_rungs_2_eta_2_promotes_the_right_trials_and_the_front_reads_the_top_run
     assert len(done) >= 3 and all(j.user_attrs[ATTR.JOB] == JOB_KINDS.PROMOTION for j in done)
     assert all(j.user_attrs[ATTR.RUNG] == 1 and "metric_epochs" in j.user_attrs for j in done)
     assert all(j.user_attrs["metric_epochs"] == 2 for j in done)  # 2 x the one rung-0 epoch, continued
+    for j in done:  # the progress output has a line for each promotion that ended, as for a trial
+        assert (f"promotion of trial {j.user_attrs[ATTR.PARENT]} to rung 1 (repeat 0, seed 0, 2 epochs, from its "
+                f"checkpoint): val_acc={j.values[0]:.4f} | ") in err, err
     table = rows(run_dir)
     promoted = {j.user_attrs[ATTR.PARENT]: j.values[0] for j in done}
     for number, row in table.items():
