@@ -112,12 +112,12 @@ def job_units(rung: int, eta: int, *, from_scratch: bool = False) -> float:
 
 
 def job_units_left(job_trials: Iterable[FrozenTrial], *, budget: int, rungs: int, eta: int, repeats: int,
-                   references: int) -> float:
+                   references: int, front: int = 0) -> float:
     """Rung-0 units of the jobs not started yet (for the run's ETA): the promotions that
-    ``training_cost`` counts and the references' repeats, less every job started (running, or
-    ended for good). The front's repeats are known only once the budget is done: they count when
-    they start."""
-    planned = planned_units(budget, rungs, eta, repeats, references) - budget
+    ``training_cost`` counts and the repeats of the references and of ``front`` other networks (the
+    front as it stands: the final one is known only once the budget is done), less every job
+    started (running, or ended for good)."""
+    planned = planned_units(budget, rungs, eta, repeats, references + front) - budget
     started = sum(job_units(j.user_attrs[ATTR.RUNG], eta, from_scratch=bool(j.user_attrs.get(ATTR.FROM_SCRATCH)))
                   for j in job_trials if ATTR.RUNG in j.user_attrs
                   and (j.state == TrialState.RUNNING or j.user_attrs.get(ATTR.STATUS) in TERMINAL))

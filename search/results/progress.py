@@ -179,7 +179,8 @@ class TrialProgress:
         return sum(spans) / len(spans) if spans else math.nan
 
     def _job_units_left(self) -> float:
-        """Rung-0 units of promotions and repeats not started yet (``ladder.job_units_left``); 0 without a ladder."""
+        """Rung-0 units of promotions and repeats not started yet (``ladder.job_units_left``, with the
+        front's networks as they stand now); 0 without a ladder."""
         rungs, repeats, eta = self.cfg.rungs or 1, self.cfg.repeats or 1, self.cfg.eta or 1
         if rungs == 1 and repeats == 1:
             return 0.0
@@ -187,8 +188,11 @@ class TrialProgress:
         if now - self.jobs_left[0] >= JOBS_EVERY_S:
             jobs = open_jobs_study(self.study, create=False)
             references = sum(bool(t.user_attrs.get(ATTR.REFERENCE)) for t in self.study.get_trials(deepcopy=False))
+            front = sum(not t.user_attrs.get(ATTR.REFERENCE) for t in front_trials(self.study, self.cfg.max_macs)) \
+                if repeats > 1 else 0
             self.jobs_left = (now, job_units_left(jobs.get_trials(deepcopy=False) if jobs else [], budget=self.cfg.budget,
-                                                  rungs=rungs, eta=eta, repeats=repeats, references=references))
+                                                  rungs=rungs, eta=eta, repeats=repeats, references=references,
+                                                  front=front))
         return self.jobs_left[1]
 
     def run_eta_s(self) -> float:

@@ -131,3 +131,5 @@ def test_units_of_jobs_planned_started_and_left():
     assert job_units_left(jobs, budget=27, rungs=3, eta=3, repeats=2, references=5) == 108 - 27 - 12
     assert job_units_left(jobs * 10, budget=27, rungs=3, eta=3, repeats=2, references=5) == 0  # never below 0
     assert job_units_left([], budget=8, rungs=1, eta=3, repeats=1, references=5) == 0
+    # 3 networks on the front besides the references: their second seeds at the top rung, 9 units each
+    assert job_units_left(jobs, budget=27, rungs=3, eta=3, repeats=2, references=5, front=3) == 108 - 27 - 12 + 27

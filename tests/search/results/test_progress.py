@@ -133,3 +133,23 @@ def test_run_eta_counts_the_promotions_and_repeats_not_started():
     assert progress.run_eta_s() == 1000.0  # the jobs study is re-read at most every JOBS_EVERY_S
     clock.now += 10
     assert progress.run_eta_s() == (6 + 2) * 100.0
+
+
+def test_run_eta_counts_the_repeats_of_the_front_as_it_stands():
+    """With --repeats 2, every network on the current front (references apart: they count anyway)
+    adds its second seed; a network pushed off the front no longer does."""
+    clock = Clock()
+    study = study_with_one_finished_trial()  # 0.5 at 1M MACs: on the front
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.4, 2e6],  # dominated
+                                 user_attrs={ATTR.STATUS: STATUS.OK, ATTR.MACS: 2e6}))
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.7, 3e6],  # a reference on the front
+                                 user_attrs={ATTR.STATUS: STATUS.OK, ATTR.MACS: 3e6, ATTR.REFERENCE: "ref"}))
+    cfg = SearchConfig(name="eta", budget=5, workers=1, rungs=1, eta=3, repeats=2)
+    progress = TrialProgress(study, cfg, stream=io.StringIO(), tty=False, clock=clock)
+    progress.per_trial_s = 100.0
+    # 2 networks to start, the reference's second seed, and that of the one other network on the front
+    assert progress.run_eta_s() == (2 + 1 + 1) * 100.0
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.6, 0.5e6],  # dominates trial 0
+                                 user_attrs={ATTR.STATUS: STATUS.OK, ATTR.MACS: 0.5e6}))
+    clock.now += 10
+    assert progress.run_eta_s() == (1 + 1 + 1) * 100.0
