@@ -24,7 +24,8 @@ Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``
 Trained results are cached by canonical key in ~/.cache/seesaw-nas/benchmarks/ (one file per
 data/recipe/seed), so a re-run or a larger N only trains what is new. Processes may share a cache:
 split the work with ``--only proxy`` / ``--only final``, and ``--reverse`` for a second process
-that trains from the last network back. ``--write`` stores the
+that trains from the last network back (a network being trained is claimed: no two processes
+train it). ``--write`` stores the
 measured numbers in search/results/fidelity_results.json, which each search's summary quotes for the
 proxy configuration it used.
 """
@@ -32,7 +33,9 @@ proxy configuration it used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -182,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from search.results.fidelity import accuracy_settings
     from search.train.proxy import PRESETS, evaluate_spec
     from search.engine.zero_cost import ZERO_COST_PROXIES, members, score_batch, score_spec, vote_scores
+    from search.files import file_lock
+    from filelock import Timeout
     from space.scaling import scale_width
     from space.spaces import get_space
 
@@ -247,17 +252,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         # evaluate_spec seeds each architecture's initial weights and data order from the seed and its key
         for which, (cfg, seed) in configs.items():
             cache = caches[which]
-            cache.reload()  # another process on this cache may have trained it meanwhile
-            if key not in cache:
-                t0 = time.perf_counter()
-                try:
-                    r = evaluate_spec(spec, data, cfg, device=args.device, seed=seed)
-                    value = {"val_acc": r.val_acc if r.status == "ok" else None, "status": r.status,
-                             "train_time_s": r.train_time_s}
-                except Exception as exc:  # noqa: BLE001 - a failing architecture is reported, not fatal
-                    value = {"val_acc": None, "status": f"failed: {type(exc).__name__}: {exc}"[:200]}
-                value["wall_s"] = time.perf_counter() - t0
-                cache.put(key, value)
+            # Claimed while it trains, so a second process on this cache does not train it too: with
+            # --only it moves on, else it waits for the result. The OS frees the claim of a dead process.
+            claim = file_lock(cache.path.with_name(f".{cache.path.stem}-{key_digest(key)}.claim"),
+                              timeout=0 if args.only else -1)
+            with contextlib.suppress(Timeout), claim:
+                cache.reload()  # another process on this cache may have trained it meanwhile
+                if key not in cache:
+                    t0 = time.perf_counter()
+                    try:
+                        r = evaluate_spec(spec, data, cfg, device=args.device, seed=seed)
+                        value = {"val_acc": r.val_acc if r.status == "ok" else None, "status": r.status,
+                                 "train_time_s": r.train_time_s}
+                    except Exception as exc:  # noqa: BLE001 - a failing architecture is reported, not fatal
+                        value = {"val_acc": None, "status": f"failed: {type(exc).__name__}: {exc}"[:200]}
+                    value["wall_s"] = time.perf_counter() - t0
+                    cache.put(key, value)
             row[which] = cache.get(key)
         missing = [m for m in singles if m not in (zc_cache.get(key) or {})]
         if missing:
@@ -268,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                "wall_s": time.perf_counter() - t0})
         row["zero_cost"] = zc_cache.get(key) or {}
         rows_at[i] = row
-        done = "  ".join(f"{which} {_pct(row[which]['val_acc'])} ({row[which]['wall_s']:.0f}s)" for which in configs)
+        done = "  ".join(f"{which} {_pct(row[which]['val_acc'])} ({row[which]['wall_s']:.0f}s)" if row[which]
+                         else f"{which} (another process trains it)" for which in configs)
         print(f"[{i + 1}/{len(archs)}] {name:22s} {row['macs'] / 1e6:7.1f}M MACs {row['params'] / 1e6:5.2f}M params  "
               f"{done}", flush=True)
     if args.only:
@@ -328,6 +339,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         write_entry(entry)
         print(f"stored as {entry['label']!r} in {RESULTS_FILE}")
     return entry
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def write_entry(entry: dict[str, Any], path: Path = RESULTS_FILE) -> None:

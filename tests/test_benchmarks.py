@@ -105,6 +105,31 @@ def test_proxy_fidelity_reverse_trains_last_to_first_and_reuses_the_other_proces
     assert [r["final_acc"] for r in entry["rows"]] == [finals[r["key"]]["val_acc"] for r in entry["rows"]]
 
 
+def test_proxy_fidelity_skips_a_network_another_process_is_training(tmp_path, capsys):
+    """A network whose claim another process holds is not trained by a second --only process; once
+    the claim is free, a run trains it."""
+    import json
+
+    from benchmarks.proxy_fidelity import key_digest, main
+    from search.files import file_lock
+
+    args = ["--quick", "--n", "2", "--dataset", "synthetic", "--threads", "1", "--cache-dir", str(tmp_path),
+            "--only", "final"]
+    main(args)
+    (path,) = tmp_path.glob("train-*.json")
+    doc = json.loads(path.read_text())
+    first = next(iter(doc["results"]))
+    del doc["results"][first]  # as if it was never trained
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    with file_lock(path.with_name(f".{path.stem}-{key_digest(first)}.claim")):
+        main(args)
+    assert "final (another process trains it)" in capsys.readouterr().out
+    assert first not in json.loads(path.read_text())["results"]
+    main(args)
+    assert first in json.loads(path.read_text())["results"]
+
+
 def test_proxy_fidelity_ranks_by_the_mean_of_repeated_proxy_seeds(tmp_path):
     """--proxy-repeats 2 trains the proxy with two training seeds and adds their mean as a signal;
     --only proxy trains those alone (for a second process), and the full run reuses them."""
