@@ -20,7 +20,7 @@ __all__ = ["ETA_DEFAULT", "EXECUTORS", "LADDER_DEFAULTS", "PICKS", "SearchConfig
 MAX_NAME_BYTES = 100  # a folder name and an Optuna study name; file systems allow 255 bytes
 MAX_SEED = 2**31 - 1  # samplers take seeds below 2**32
 # (--rungs, --repeats) when not given, by proxy preset (others: 1, 1 = off). cpu: no promotion
-# (rung 0 alone is the measured protocol), 2 seeds at the end so that the README's 8-trial command
+# (rung 0 alone ranks like 3x its epochs, Spearman +0.96: BENCHMARKS.md), 2 seeds at the end so that the README's 8-trial command
 # gets error bars for under twice its cost; gpu: 3 rungs, 3 seeds (issue 12).
 LADDER_DEFAULTS = {"gpu": (3, 3), "cpu": (1, 2)}
 ETA_DEFAULT = 3

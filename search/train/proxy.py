@@ -85,7 +85,8 @@ PRESETS: dict[str, ProxyConfig] = {
     # than 500 (cache).
     # Peak lr 0.05, not 0.1: over 5 seeds the three networks score 0.7-4.9 points higher, with a mean
     # std of 1.27 points against 1.88; lr 0.025, batch 32, BN recalibration and a weight EMA did not
-    # help (BENCHMARKS.md, "Remedies side by side").
+    # help (BENCHMARKS.md, "Remedies side by side"). It ranks 15 seesaw networks as 3x its epochs does
+    # at Spearman +0.96 (90% CI [+0.84, +0.99]; BENCHMARKS.md, "The current `cpu` preset against 3x its epochs").
     "cpu": ProxyConfig(
         epochs=2, train_subset=5000, batch_size=64, lr=0.05, warmup_epochs=0.5, schedule="linear",
         weight_decay=5e-4, label_smoothing=0.1, width_scale=0.5, val_images=None, eval_every=2,
