@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -185,7 +184,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from search.results.fidelity import accuracy_settings
     from search.train.proxy import PRESETS, evaluate_spec
     from search.engine.zero_cost import ZERO_COST_PROXIES, members, score_batch, score_spec, vote_scores
-    from search.files import file_lock
     from filelock import Timeout
     from space.scaling import scale_width
     from space.spaces import get_space
@@ -254,9 +252,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             cache = caches[which]
             # Claimed while it trains, so a second process on this cache does not train it too: with
             # --only it moves on, else it waits for the result. The OS frees the claim of a dead process.
-            claim = file_lock(cache.path.with_name(f".{cache.path.stem}-{key_digest(key)}.claim"),
-                              timeout=0 if args.only else -1)
-            with contextlib.suppress(Timeout), claim:
+            with contextlib.suppress(Timeout), cache.claim(key, wait=not args.only):
                 cache.reload()  # another process on this cache may have trained it meanwhile
                 if key not in cache:
                     t0 = time.perf_counter()
@@ -339,10 +335,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         write_entry(entry)
         print(f"stored as {entry['label']!r} in {RESULTS_FILE}")
     return entry
-
-
-def key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def write_entry(entry: dict[str, Any], path: Path = RESULTS_FILE) -> None:

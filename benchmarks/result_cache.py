@@ -54,6 +54,14 @@ class ResultCache:
             except ValueError:
                 pass  # an unreadable file adds nothing
 
+    def claim(self, key: str, *, wait: bool) -> Any:
+        """A lock on ``key`` while this process computes it, so another process sharing the cache does
+        not compute it too (the OS frees it if the process dies). Use as a context manager; without
+        ``wait`` it raises ``filelock.Timeout`` when another process holds it."""
+        from search.files import file_lock
+
+        return file_lock(self.path.with_name(f".{self.path.stem}-{settings_hash(key)}.claim"), timeout=-1 if wait else 0)
+
     def put(self, key: str, value: Any) -> Any:
         self.data[key] = value
         self.save()

@@ -110,8 +110,7 @@ def test_proxy_fidelity_skips_a_network_another_process_is_training(tmp_path, ca
     the claim is free, a run trains it."""
     import json
 
-    from benchmarks.proxy_fidelity import key_digest, main
-    from search.files import file_lock
+    from benchmarks.proxy_fidelity import main
 
     args = ["--quick", "--n", "2", "--dataset", "synthetic", "--threads", "1", "--cache-dir", str(tmp_path),
             "--only", "final"]
@@ -122,7 +121,7 @@ def test_proxy_fidelity_skips_a_network_another_process_is_training(tmp_path, ca
     del doc["results"][first]  # as if it was never trained
     path.write_text(json.dumps(doc))
     capsys.readouterr()
-    with file_lock(path.with_name(f".{path.stem}-{key_digest(first)}.claim")):
+    with ResultCache(path).claim(first, wait=True):  # as another process training it holds it
         main(args)
     assert "final (another process trains it)" in capsys.readouterr().out
     assert first not in json.loads(path.read_text())["results"]
