@@ -4,8 +4,8 @@ automatically, the fidelity table shipped as package data)."""
 from __future__ import annotations
 
 import json
+import site
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -16,10 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """A fresh venv (seeing this interpreter's site-packages for torch & co.) with the project installed."""
+    """A fresh venv (seeing this interpreter's site-packages for torch & co.) with the project installed.
+
+    A ``.pth`` file lists this interpreter's site-packages: ``system_site_packages`` would show the base
+    interpreter's instead, which lack the requirements when the tests run inside a venv.
+    """
     where = tmp_path_factory.mktemp("venv")
-    venv.create(where / "v", system_site_packages=True, with_pip=True)
+    venv.create(where / "v", with_pip=True)
     python = where / "v" / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    (Path(purelib) / "host_site_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(ROOT)],
                    check=True, timeout=300, capture_output=True)
     return where / "v" / "bin"

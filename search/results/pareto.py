@@ -201,7 +201,7 @@ def pick_trial(front: Sequence[FrozenTrial], how: str, objectives: Objectives | 
 
 def _pick_on(front: Sequence[FrozenTrial], how: str, objectives: Objectives, axes: tuple[str, str]) -> FrozenTrial:
     x, y = axes
-    ox, oy = objectives[objectives.index(x)], objectives[objectives.index(y)]
+    ox = objectives[objectives.index(x)]
     cost, gain = (x, y) if not ox.maximize else (y, x)  # the axis to minimise, the other
 
     def better(name: str, t: FrozenTrial) -> float:  # larger is better

@@ -141,11 +141,11 @@ def train_final(
             on_epoch(stats)
 
     fit = trainer.fit((train_x, train_y), (data.val_x, data.val_y), history=tuple(history), on_epoch=epoch_done)
-    test_acc = test_loss = val_acc = val_loss = math.nan
+    test_acc = test_loss = val_acc = math.nan
     if fit.status == "ok":
         test_acc, test_loss = trainer.evaluate(data.test_x, data.test_y)
         torch.save(trainer.model.state_dict(), out / "model.pt")
-        val_acc, val_loss = fit.last.val_acc, fit.last.val_loss
+        val_acc = fit.last.val_acc
     images = fit.last.images if fit.last else 0
     result = FinalResult(
         status=fit.status,

@@ -12,7 +12,6 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from search.config import SearchConfig
-from search.engine.attributes import ATTR
 from search.engine.heartbeat import Heartbeat, budget_lock, recover_stale
 from search.engine.rdb import advisory_lock, lock_key, retry
 from search.engine.study import StudyError, claim, make_sampler, open_study

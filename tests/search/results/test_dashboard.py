@@ -13,7 +13,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from optuna.trial import TrialState, create_trial
 
 from search.config import SearchConfig
