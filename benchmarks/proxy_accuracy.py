@@ -27,9 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from search.train.data import load_dataset  # noqa: E402
-from search.train.proxy import PRESETS, evaluate_spec  # noqa: E402
+from search.train.proxy import PRESETS, add_override_flags, evaluate_spec, overrides_from  # noqa: E402
 from search.results.export import load_export  # noqa: E402
 from space.references import get_reference  # noqa: E402
+
+OVERRIDES = ("epochs", "train_subset", "batch_size", "lr", "width_scale", "val_images", "eval_every",
+             "bn_recalibration_images")  # ProxyConfig fields with a flag
 
 
 def load_model(name: str):
@@ -45,14 +48,7 @@ def main() -> None:
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     p.add_argument("--dataset", default="imagefolder")
     p.add_argument("--data-dir", default="../shared/data/cifar10-jpg.zip")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--train-subset", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--width-scale", type=float)
-    p.add_argument("--val-images", type=int)
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--bn-recalibration-images", type=int)
+    add_override_flags(p, OVERRIDES)
     p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="one training per seed")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -61,9 +57,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {k: getattr(args, k) for k in ("epochs", "train_subset", "batch_size", "lr", "width_scale", "val_images", "eval_every",
-                                    "bn_recalibration_images")
-                 if getattr(args, k) is not None}
+    overrides = overrides_from(args, OVERRIDES)
     config = dataclasses.replace(PRESETS[args.preset], **overrides).validate()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {args.device}, load average {os.getloadavg()[0]:.1f}")

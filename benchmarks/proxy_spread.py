@@ -43,8 +43,8 @@ import numpy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_MODELS = ("seesaw_0.5d_cifar10", "igcv3_0.5d_cifar10", "mobilenetv2_cifar10")
-OVERRIDABLE = {"epochs": float, "train_subset": int, "batch_size": int, "lr": float, "warmup_epochs": float,
-               "width_scale": float, "label_smoothing": float, "bn_recalibration_images": int}
+OVERRIDABLE = ("epochs", "train_subset", "batch_size", "lr", "warmup_epochs", "width_scale", "label_smoothing",
+               "bn_recalibration_images")  # ProxyConfig fields with a flag
 
 
 def run_one(job: dict) -> dict:
@@ -194,15 +194,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="also score as trained on the first N held-out images (N <= --val-size)")
     p.add_argument("--flip", action="store_true",
                    help="also score with test-time flips: the mean of the logits of each image and its mirror")
-    for name, kind in OVERRIDABLE.items():
-        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"preset override: {name}")
+    from search.train.proxy import PRESETS, add_override_flags, overrides_from
+    from space.references import get_reference
+
+    add_override_flags(p, OVERRIDABLE)
     p.add_argument("--parallel", type=int, default=1, help="runs at once, one process and one thread each")
     p.add_argument("--out", required=True, help="JSON lines: every finished run, appended; reruns skip them")
     args = p.parse_args(argv)
-
-    from search.train.proxy import PRESETS
-    from space.references import get_reference
-
     if args.preset not in PRESETS:
         p.error(f"unknown preset {args.preset!r}; valid: {', '.join(PRESETS)}")
     for m in args.models:  # a one-line error for an unknown name, before any training
@@ -214,7 +212,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     too_many = [n for n in [args.val_images, *args.score_images] if not 1 <= n <= args.val_size]
     if too_many:
         p.error(f"cannot score {too_many[0]} images out of --val-size {args.val_size}; raise --val-size or score fewer")
-    overrides = {k: getattr(args, k) for k in OVERRIDABLE if getattr(args, k) is not None}
+    overrides = overrides_from(args, OVERRIDABLE)
     jobs = [{"model": m, "seed": s, "preset": args.preset, "overrides": overrides, "dataset": args.dataset,
              "data_dir": args.data_dir, "val_size": args.val_size, "val_images": args.val_images,
              "recal": args.recal, "ema": args.ema, "score_images": args.score_images, **({"flip": True} if args.flip else {})} for s in args.seeds for m in args.models]

@@ -12,12 +12,14 @@ Presets: ``gpu`` is sized so that a mid-size Seesaw network trains in about 10 s
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,8 +34,8 @@ from search.train.trainer import EpochStats, Recipe, StepCallback, Trainer
 from space.scaling import scale_width
 from space.spec import ArchSpec
 
-__all__ = ["PRESETS", "EpochStats", "ProxyConfig", "ProxyResult", "architecture_seed", "build_proxy_model", "evaluate_spec", "get_preset",
-           "train_proxy"]
+__all__ = ["PRESETS", "EpochStats", "ProxyConfig", "ProxyResult", "add_override_flags", "architecture_seed", "build_proxy_model",
+           "evaluate_spec", "get_preset", "overrides_from", "train_proxy"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,21 @@ PRESETS: dict[str, ProxyConfig] = {
         val_images=256, eval_batch_size=256, augment=AugmentConfig(),
     ),
 }
+
+
+def add_override_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """A ``--field-name`` flag per ``ProxyConfig`` field, typed from the dataclass; unset keeps the preset's value."""
+    hints = typing.get_type_hints(ProxyConfig)
+    for name in names:
+        kind = next(a for a in (*typing.get_args(hints[name]), hints[name]) if a is not type(None))
+        if kind not in (int, float):
+            raise TypeError(f"{name}: only int and float fields become flags, not {kind!r}")
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"override the preset's {name}")
+
+
+def overrides_from(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The fields among ``names`` given on the command line, for ``dataclasses.replace(preset, **...)``."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def get_preset(name: str, **overrides: Any) -> ProxyConfig:

@@ -1,5 +1,6 @@
 """search.train.proxy / search.train.trainer: a short seeded run learns, repeats exactly, and reports divergence."""
 
+import argparse
 import dataclasses
 import math
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from search.train.data import split_dataset, synthetic_dataset
-from search.train.proxy import PRESETS, ProxyConfig, ProxyResult, get_preset, train_proxy
+from search.train.proxy import PRESETS, ProxyConfig, ProxyResult, add_override_flags, get_preset, overrides_from, train_proxy
 from search.train.trainer import Recipe, Trainer, lr_factor
 
 
@@ -210,3 +211,16 @@ def test_evaluate_spec_trains_a_scaled_seesaw_and_reports_both_costs(data):
     assert result.status == "ok" and math.isfinite(result.val_loss)
     assert (result.params, result.macs) == (exported.params, exported.macs)
     assert result.proxy_macs < result.macs / 8 and result.proxy_params < result.params / 8
+
+
+def test_override_flags_take_their_type_from_the_config_and_keep_the_preset_when_unset():
+    parser = argparse.ArgumentParser()
+    add_override_flags(parser, ("train_subset", "lr", "epochs"))
+    args = parser.parse_args(["--train-subset", "300", "--lr", "0.05"])
+    overrides = overrides_from(args, ("train_subset", "lr", "epochs"))
+    assert overrides == {"train_subset": 300, "lr": 0.05} and type(overrides["train_subset"]) is int
+    assert dataclasses.replace(PRESETS["cpu"], **overrides).epochs == PRESETS["cpu"].epochs
+    with pytest.raises(SystemExit):  # an int field refuses a fraction, as argparse does for type=int
+        parser.parse_args(["--train-subset", "2.5"])
+    with pytest.raises(TypeError, match="eval_flip"):
+        add_override_flags(argparse.ArgumentParser(), ("eval_flip",))
