@@ -23,7 +23,8 @@ Prints, per run: networks, wall time, and the hypervolume of (validation accurac
 - *top rung only*: the networks that reached the top rung (every network of a flat run).
 
 Every run shares one reference point: accuracy 0 and 1.05 x the largest MACs of any network of any
-run; areas are in accuracy x MMACs. ``--json`` keeps every run's networks.
+run; areas are in accuracy x MMACs. Then, per seed, promotion's hypervolume over the flat run's (and
+their mean and range over seeds). ``--json`` keeps every run's networks and these ratios.
 """
 
 from __future__ import annotations
@@ -125,8 +126,22 @@ def main(argv: list[str] | None = None) -> int:
         r["hv_top"] = hypervolume(top_points, (0.0, -ref_macs))
         print(f"{r['name']:<16} {len(points):>8} {len(top_points):>8} {r['units']:>6} {r['wall_s']:>8.0f} "
               f"{r['hv_reported']:>12.2f} {r['hv_top']:>14.2f}")
+    comparison = [{"seed": seed, "units": [promotion["units"], flat["units"]],
+                   "ratio_reported": promotion["hv_reported"] / flat["hv_reported"],
+                   "ratio_top": promotion["hv_top"] / flat["hv_top"]}
+                  for seed, promotion, flat in zip(args.seeds, runs[::2], runs[1::2])]
+    print("\npromotion / flat hypervolume, per seed:")
+    for c in comparison:
+        print(f"seed {c['seed']}: {c['ratio_reported']:.2f}x as reported, {c['ratio_top']:.2f}x top rung only "
+              f"(rung-0 units {c['units'][0]} against {c['units'][1]})")
+    if len(comparison) > 1:
+        for key, label in (("ratio_reported", "as reported"), ("ratio_top", "top rung only")):
+            ratios = [c[key] for c in comparison]
+            print(f"{label}: mean {sum(ratios) / len(ratios):.2f}x over {len(ratios)} seeds, "
+                  f"range {min(ratios):.2f}-{max(ratios):.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "ref_macs_m": ref_macs, "runs": runs}, indent=1))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "ref_macs_m": ref_macs, "runs": runs,
+                                               "comparison": comparison}, indent=1))
     return 0
 
 

@@ -163,7 +163,12 @@ def test_promotion_hypervolume_compares_runs_of_equal_training_cost(tmp_path, ca
     assert "--epochs" in flat["command"] and flat["command"][flat["command"].index("--epochs") + 1] == "3"
     assert 0 < promotion["hv_top"] <= promotion["hv_reported"]
     assert flat["hv_top"] == flat["hv_reported"] > 0
-    assert "(at least 5 rung-0 units)" in capsys.readouterr().out
+    [comparison] = result["comparison"]
+    assert comparison["units"] == [5, 6]
+    assert comparison["ratio_reported"] == pytest.approx(promotion["hv_reported"] / flat["hv_reported"])
+    assert comparison["ratio_top"] == pytest.approx(promotion["hv_top"] / flat["hv_top"])
+    printed = capsys.readouterr().out
+    assert "(at least 5 rung-0 units)" in printed and "seed 0: " in printed and "(rung-0 units 5 against 6)" in printed
 
 
 def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys):
