@@ -13,6 +13,12 @@ proxy options given, ``--no-references --repeats 1``), each in a fresh run folde
   the synchronous count the run prints as a lower bound.
 - **flat**, after it: ``--rungs 1`` with the top rung's epochs (``--epochs x E**(R-1)``) for every
   network, and as many networks as the promotion run's cost buys, rounded: ``round(cost / E**(R-1))``.
+  With ``--flat-cap K`` it runs beside the promotion run instead, K networks, of which the first
+  ``round(cost / E**(R-1))`` count: one worker and a seeded sampler that does not depend on the
+  budget make them the networks a flat run of that size trains.
+
+A run folder left in ``--results-dir`` by a killed benchmark is resumed, so rerunning the same
+command keeps every finished network.
 
 Both use the seed for the sampler, the split and the training, so the flat run's networks are the
 first ones the promotion run samples too (TPE's random start-up trials).
@@ -48,8 +54,12 @@ from search.results.pareto import hypervolume  # noqa: E402
 
 
 def run_search(name: str, argv: list[str], results_dir: Path) -> dict:
-    """One search in a fresh process; returns its networks from trials.csv and its wall time."""
-    cmd = [sys.executable, str(ROOT / "launch_search.py"), "--name", name, "--results-dir", str(results_dir), *argv]
+    """One search in a fresh process; returns its networks from trials.csv and its wall time.
+
+    A run folder left by a killed benchmark is resumed (``--resume``): its finished networks are kept.
+    """
+    resume = ["--resume"] if (results_dir / name / "run.json").is_file() else []
+    cmd = [sys.executable, str(ROOT / "launch_search.py"), "--name", name, "--results-dir", str(results_dir), *argv, *resume]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -79,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--space", default="seesaw")
     p.add_argument("--dataset", default="imagefolder")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "cifar10-jpg.zip"))
-    p.add_argument("--parallel", type=int, default=1, help="searches run at once (one per core)")
+    p.add_argument("--parallel", type=int, default=1, help="seeds run at once (one core each; two with --flat-cap)")
+    p.add_argument("--flat-cap", type=int, default=None,
+                   help="start each flat run beside its promotion run with this many networks and count its first "
+                        "round(cost / top-rung epochs) (the sampler does not depend on the budget): one seed on two cores")
     p.add_argument("--results-dir", default=None, help="keep the run folders here (default: a temporary folder)")
     p.add_argument("--json", default=None, help="also write every run's networks here")
     args = p.parse_args(argv)
@@ -98,22 +111,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"promotion: {args.budget} networks, {args.rungs} rungs, eta {args.eta} (at least {planned:g} rung-0 units); "
           f"flat: the networks its measured cost buys at {args.epochs * top:g} epochs", flush=True)
 
-    def pair(seed: int, results_dir: Path) -> list[dict]:
-        """The promotion run of ``seed``, then the flat run its measured cost pays for."""
+    def pair(seed: int, results_dir: Path, pool: ThreadPoolExecutor) -> list[dict]:
+        """The promotion run of ``seed``, and the flat run its measured cost pays for: after it, or beside it
+        with ``--flat-cap`` networks of which the first ones it pays for count."""
         seeded = [*common, "--seed", str(seed)]
+
+        def flat_run(budget: int) -> dict:
+            return run_search(f"flat-s{seed}", [*seeded, "--budget", str(budget), "--rungs", "1",
+                                                "--epochs", f"{args.epochs * top:g}"], results_dir)
+
+        capped = pool.submit(flat_run, args.flat_cap) if args.flat_cap else None
         promotion = run_search(f"promotion-s{seed}", [*seeded, "--budget", str(args.budget), "--rungs", str(args.rungs),
                                                      "--eta", str(args.eta), "--epochs", f"{args.epochs:g}"], results_dir)
         promotion["units"] = sum(args.eta ** n["rung"] for n in promotion["networks"])
         flat_budget = max(1, round(promotion["units"] / top))
-        flat = run_search(f"flat-s{seed}", [*seeded, "--budget", str(flat_budget), "--rungs", "1",
-                                            "--epochs", f"{args.epochs * top:g}"], results_dir)
+        if capped is None:
+            flat = flat_run(flat_budget)
+        else:
+            flat = capped.result()
+            if flat_budget > len(flat["networks"]):
+                raise SystemExit(f"seed {seed}: the promotion run cost {promotion['units']} rung-0 units, which buy "
+                                 f"{flat_budget} flat networks, more than --flat-cap {args.flat_cap}; rerun with "
+                                 f"--flat-cap {flat_budget} and the same --results-dir (finished networks are kept)")
+            flat["networks"] = sorted(flat["networks"], key=lambda n: n["number"])[:flat_budget]
         flat["units"] = top * len(flat["networks"])
         return [promotion, flat]
 
     with tempfile.TemporaryDirectory() as tmp:
         results_dir = Path(args.results_dir or tmp)
-        with ThreadPoolExecutor(args.parallel) as pool:  # seeds at once; each pair in order
-            runs = [run for both in pool.map(lambda seed: pair(seed, results_dir), args.seeds) for run in both]
+        searches = args.parallel * (2 if args.flat_cap else 1)  # a capped flat run takes a thread of its own
+        with ThreadPoolExecutor(searches) as pool, ThreadPoolExecutor(args.parallel) as seeds:
+            runs = [run for both in seeds.map(lambda seed: pair(seed, results_dir, pool), args.seeds) for run in both]
 
     ref_macs = 1.05 * max(n["macs"] for r in runs for n in r["networks"]) / 1e6
     print(f"\nhypervolume of (val_acc, MMACs), reference point (0, {ref_macs:.1f}M):")
