@@ -23,6 +23,7 @@ from search.engine.prescreen import Prescreener, make_prescreener
 from search.engine.study import make_sampler, open_study
 from search.engine.trial import AfterTrial, TrialSteps
 from search.errors import SearchError
+from search.results.fidelity import accuracy_settings
 from search.train.data import load_dataset
 from search.train.evaluator import ProxyEvaluator
 from search.train.proxy import PRESETS, ProxyConfig
@@ -132,7 +133,7 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     configure_logging(cfg.run_dir, worker_index)
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed),
                        resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s,
-                       objectives=cfg.objective_set())
+                       objectives=cfg.objective_set(), recipe=accuracy_settings(dataclasses.asdict(proxy)))
     seed, origin = sampler_seed(cfg, worker_index, len(study.get_trials(deepcopy=False)))
     if seed != cfg.seed or origin != "--seed":
         study.sampler = make_sampler(cfg.sampler, seed)

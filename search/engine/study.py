@@ -37,6 +37,7 @@ DIRECTIONS = tuple(Objectives.parse(DEFAULT_OBJECTIVES).directions)  # of the de
 OBJECTIVE_NAMES = tuple(Objectives.parse(DEFAULT_OBJECTIVES).metric_names)
 DEFAULT_HEARTBEAT_GRACE_S = 60.0  # --heartbeat-grace
 HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (tests run "hosts" on one machine)
+STUDY_RECIPE = "proxy_recipe"  # study attribute: the accuracy settings of the proxy its trials train with
 
 
 def host_id() -> str:
@@ -129,11 +130,14 @@ def open_storage(url: str, heartbeat_grace_s: float | None = None, *,
 
 
 def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool,
-               heartbeat_grace_s: float | None = None, objectives: Objectives | None = None) -> optuna.Study:
+               heartbeat_grace_s: float | None = None, objectives: Objectives | None = None,
+               recipe: dict[str, Any] | None = None) -> optuna.Study:
     """Create the study, or load it when ``resume`` (or when joining workers) and it exists.
 
     ``objectives`` (default: accuracy, macs) become the study's directions and metric names; an
-    existing study made with other objectives is refused."""
+    existing study made with other objectives is refused. ``recipe`` (the accuracy settings of the
+    proxy this process trains with) is recorded by the study that it creates; an existing study that
+    recorded another is refused, so no process, on any host, adds accuracies of another recipe."""
     objectives = objectives or Objectives.parse(DEFAULT_OBJECTIVES)
     storage = open_storage(storage_url, heartbeat_grace_s)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
@@ -157,7 +161,24 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
         )
     if study.metric_names != objectives.metric_names:
         study.set_metric_names(objectives.metric_names)
+    if recipe is not None and exists:
+        check_recipe(study, recipe)
+    elif recipe is not None:
+        study.set_user_attr(STUDY_RECIPE, recipe)
     return study
+
+
+def check_recipe(study: optuna.Study, recipe: dict[str, Any]) -> None:
+    """Refuse to add trials of ``recipe`` to a study that recorded another (a study from before
+    the record has none: nothing to check)."""
+    recorded = study.user_attrs.get(STUDY_RECIPE)
+    if recorded is None or recorded == recipe:
+        return
+    changed = sorted(k for k in {*recorded, *recipe} if recorded.get(k) != recipe.get(k))
+    shown = ", ".join(f"{k} {recorded.get(k)!r} -> {recipe.get(k)!r}" for k in changed)
+    raise StudyError(f"study {study.study_name!r} trained its networks with another proxy recipe ({shown}); "
+                     "join it with the run's --proxy and proxy flags (--proxy auto picks gpu on a CUDA host, cpu "
+                     "elsewhere), or start a new --name")
 
 
 def load_study_readonly(storage_url: str, study_name: str) -> optuna.Study:

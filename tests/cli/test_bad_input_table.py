@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import launch_search
+from search.engine.study import STUDY_RECIPE, make_sampler, open_study
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64",
@@ -185,8 +186,8 @@ def test_a_resume_without_ladder_options_continues_with_the_runs(tmp_path, capsy
 
 def test_a_resume_trains_with_the_runs_proxy_recipe_and_refuses_settings_that_change_it(tmp_path, capsys):
     """The recipe run.json recorded is the run's: a resume keeps it even after the preset changed (the
-    recorded lr is edited here to stand for an older preset), with or without the run's own flags;
-    flags that change it are refused in one line and change nothing."""
+    recorded lr is edited here, in run.json and the study, to stand for an older preset), with or
+    without the run's own flags; flags that change it are refused in one line and change nothing."""
     base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "p"]
     code, err = run_main(base, capsys)
     assert code == 0, err
@@ -194,6 +195,8 @@ def test_a_resume_trains_with_the_runs_proxy_recipe_and_refuses_settings_that_ch
     doc = json.loads((run_dir / "run.json").read_text())
     doc["launches"][0]["proxy"]["lr"] = 0.0123
     (run_dir / "run.json").write_text(json.dumps(doc))
+    study = open_study(f"journal://{run_dir.resolve() / 'study.journal'}", "p", make_sampler("random", 0), resume=True)
+    study.set_user_attr(STUDY_RECIPE, {**study.user_attrs[STUDY_RECIPE], "lr": 0.0123})
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     for extra in (["--epochs", "0.02"], ["--width-scale", "0.5"], ["--proxy", "cpu", "--epochs", "1"]):
         code, err = run_main([*base, "--resume", "--budget", "2", *extra], capsys)
@@ -209,3 +212,20 @@ def test_a_resume_trains_with_the_runs_proxy_recipe_and_refuses_settings_that_ch
     assert [launch["proxy"]["lr"] for launch in launches] == [0.0123] * 3
     assert [launch["proxy"]["epochs"] for launch in launches] == [0.01] * 3
     assert len({json.dumps(launch["proxy"], sort_keys=True) for launch in launches}) == 1
+
+
+def test_the_study_refuses_trials_of_another_proxy_recipe_even_without_run_json(tmp_path, capsys):
+    """The study records its recipe too: a process with no run.json to read (another host's folder,
+    a lost file) that would train with other settings is refused, and the study keeps its trials."""
+    base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "q"]
+    code, err = run_main(base, capsys)
+    assert code == 0, err
+    run_dir = tmp_path / "q"
+    (run_dir / "run.json").unlink()
+    journal = (run_dir / "study.journal").read_bytes()
+    code, err = run_main([*base, "--resume", "--budget", "2", "--epochs", "0.02"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "another proxy recipe (epochs 0.01 -> 0.02)" in err and "--name" in err, err
+    assert (run_dir / "study.journal").read_bytes() == journal and not (run_dir / "run.json").exists()
+    code, err = run_main([*base, "--resume", "--budget", "2"], capsys)  # the run's own recipe joins
+    assert code == 0, err

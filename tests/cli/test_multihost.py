@@ -163,3 +163,20 @@ def test_a_heartbeat_grace_that_is_not_positive_is_one_line_exit_2(tmp_path, val
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--heartbeat-grace" in err, err
     assert not (tmp_path / "g").exists()
+
+
+def test_a_host_with_another_proxy_recipe_is_refused_and_the_study_keeps_its_trials(pg_url, tmp_path):
+    """The first host's launch records its recipe in the study; a host joining with other epochs
+    (no run.json on that host to compare with) is refused in one line and adds no trial."""
+    create = [sys.executable, str(ROOT / "launch_search.py"), "--space", "seesaw", "--budget", "1", "--name", NAME,
+              "--storage", pg_url, "--no-references", "--results-dir", str(tmp_path / "host-a"), *FAST]  # no --resume
+    done = subprocess.run(create, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = load(pg_url)
+    joiner = start_worker(tmp_path, "host-b", pg_url, 3, "--epochs", "2")
+    wait_all({"host-b": joiner}, tmp_path)
+    err = (tmp_path / "host-b" / "stderr").read_text()
+    assert joiner.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    assert "another proxy recipe (epochs 1 -> 2.0)" in err, err
+    assert not (tmp_path / "host-b" / NAME).exists()  # the refused host wrote no run folder
+    assert [(t.number, t.state) for t in load(pg_url)] == [(t.number, t.state) for t in trials]
