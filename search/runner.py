@@ -24,12 +24,11 @@ from search.engine.attributes import ATTR
 from search.engine.ladder import open_jobs_study, planned_units, training_cost
 from search.errors import SearchError
 from search.train.augment import AugmentConfig
-from search.train.proxy import PRESETS, ProxyConfig
+from search.train.proxy import PRESETS, ProxyConfig, accuracy_settings
 from search.train.trainer import resolve_device
 from search.executors import local, ray_tune
 from search.results.artifacts import write_run_json
 from search.results.export import export_trial
-from search.results.fidelity import accuracy_settings
 from search.results.rung_view import rung_view
 from search.results.summary import write_artifacts
 from search.train.data import default_num_classes

@@ -23,10 +23,9 @@ from search.engine.prescreen import Prescreener, make_prescreener
 from search.engine.study import make_sampler, open_study
 from search.engine.trial import AfterTrial, TrialSteps
 from search.errors import SearchError
-from search.results.fidelity import accuracy_settings
 from search.train.data import load_dataset
 from search.train.evaluator import ProxyEvaluator
-from search.train.proxy import PRESETS, ProxyConfig
+from search.train.proxy import PRESETS, ProxyConfig, accuracy_settings
 from search.train.trainer import resolve_device
 from space.spaces import SearchSpace, get_space
 

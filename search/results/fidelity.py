@@ -13,25 +13,11 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from search.train.proxy import accuracy_settings
+
 RESULTS_FILE = Path(__file__).with_name("fidelity_results.json")  # package data, written by benchmarks/proxy_fidelity.py
 
-__all__ = ["REPORTING_ONLY_FIELDS", "RESULTS_FILE", "accuracy_settings", "describe_fidelity", "find_fidelity",
-           "load_fidelity"]
-
-# Fields of a ProxyConfig that change when and how fast validation runs, never the accuracy a trial
-# reports (the last epoch is always evaluated, in eval mode): ignored when configurations are
-# compared, so retuning them neither hides a measured fidelity nor retrains cached benchmarks.
-REPORTING_ONLY_FIELDS = ("eval_every", "eval_batch_size")
-# Fields added to ProxyConfig after entries and cached results were stored, with the value that
-# behaves as their absence did: left out at that value, so the stored results keep matching.
-LATER_FIELDS = {"eval_flip": False}
-
-
-def accuracy_settings(proxy_config: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a proxy configuration (as a dict) that determine the accuracy it reports."""
-    return {k: v for k, v in _plain(proxy_config).items()
-            if k not in REPORTING_ONLY_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
-
+__all__ = ["RESULTS_FILE", "describe_fidelity", "find_fidelity", "load_fidelity"]
 
 def load_fidelity(path: Path = RESULTS_FILE) -> list[dict[str, Any]]:
     """The stored entries; none when the file is missing (e.g. an installed package) or unreadable."""
@@ -39,10 +25,6 @@ def load_fidelity(path: Path = RESULTS_FILE) -> list[dict[str, Any]]:
         return list(json.loads(Path(path).read_text()).get("entries", []))
     except (OSError, ValueError):
         return []
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 def find_fidelity(proxy_config: dict[str, Any], space: str, entries: Sequence[dict[str, Any]] | None = None) -> dict[str, Any] | None:

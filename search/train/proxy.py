@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import math
 import typing
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ from search.train.trainer import EpochStats, Recipe, StepCallback, Trainer
 from space.scaling import scale_width
 from space.spec import ArchSpec
 
-__all__ = ["PRESETS", "EpochStats", "ProxyConfig", "ProxyResult", "add_override_flags", "architecture_seed", "build_proxy_model",
-           "evaluate_spec", "get_preset", "overrides_from", "train_proxy"]
+__all__ = ["LATER_FIELDS", "PRESETS", "REPORTING_ONLY_FIELDS", "EpochStats", "ProxyConfig", "ProxyResult", "accuracy_settings",
+           "add_override_flags", "architecture_seed", "build_proxy_model", "evaluate_spec", "get_preset", "overrides_from",
+           "train_proxy"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,23 @@ PRESETS: dict[str, ProxyConfig] = {
         val_images=256, eval_batch_size=256, augment=AugmentConfig(),
     ),
 }
+
+
+# Fields of a ProxyConfig that change when and how fast validation runs, never the accuracy a trial
+# reports (the last epoch is always evaluated, in eval mode): ignored when configurations are
+# compared, so retuning them neither hides a measured fidelity (search/results/fidelity.py), nor
+# retrains cached benchmarks, nor changes a study's recorded recipe.
+REPORTING_ONLY_FIELDS = ("eval_every", "eval_batch_size")
+# Fields added to ProxyConfig after entries and cached results were stored, with the value that
+# behaves as their absence did: left out at that value, so the stored results keep matching.
+LATER_FIELDS = {"eval_flip": False}
+
+
+def accuracy_settings(proxy_config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a proxy configuration (as a dict) that determine the accuracy it reports."""
+    plain = json.loads(json.dumps(proxy_config, default=str))  # as JSON stores it: tuples -> lists
+    return {k: v for k, v in plain.items()
+            if k not in REPORTING_ONLY_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
 def add_override_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:

@@ -96,8 +96,8 @@ def test_step_callback_sees_every_optimizer_step_and_changes_nothing(data):
 
 
 def test_reporting_only_fields_do_not_change_the_reported_accuracy(data):
-    """search.results.fidelity.REPORTING_ONLY_FIELDS may be left out of cache keys and fidelity matches."""
-    from search.results.fidelity import REPORTING_ONLY_FIELDS
+    """REPORTING_ONLY_FIELDS may be left out of cache keys and fidelity matches."""
+    from search.train.proxy import REPORTING_ONLY_FIELDS
 
     results = []
     for fields in ({"eval_every": 1, "eval_batch_size": 500}, {"eval_every": 2, "eval_batch_size": 32}):
