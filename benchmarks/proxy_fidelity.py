@@ -180,9 +180,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from blocks import count_cost
     from search.train.data import load_dataset
     from search.engine.prescreen import SCORE_IMAGES
-    from search.train.proxy import architecture_seed
-    from search.train.proxy import accuracy_settings
-    from search.train.proxy import PRESETS, evaluate_spec
+    from search.train.proxy import PRESETS, accuracy_settings, architecture_seed, evaluate_spec
     from search.engine.zero_cost import ZERO_COST_PROXIES, members, score_batch, score_spec, vote_scores
     from filelock import Timeout
     from space.scaling import scale_width

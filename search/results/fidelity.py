@@ -19,6 +19,7 @@ RESULTS_FILE = Path(__file__).with_name("fidelity_results.json")  # package data
 
 __all__ = ["RESULTS_FILE", "describe_fidelity", "find_fidelity", "load_fidelity"]
 
+
 def load_fidelity(path: Path = RESULTS_FILE) -> list[dict[str, Any]]:
     """The stored entries; none when the file is missing (e.g. an installed package) or unreadable."""
     try:
