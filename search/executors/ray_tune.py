@@ -321,15 +321,18 @@ class StudySteps:
         except Exception as exc:
             self.error = self.error or exc
 
-    def record_worker_error(self, trial_id: str, message: str) -> None:
-        """A trial whose Ray worker died (out of memory, node lost) after --max-retries retries."""
+    def record_worker_error(self, trial_id: str, text: str) -> None:
+        """A trial whose Ray worker died (out of memory, node lost) after --max-retries retries; ``text``
+        is Ray's whole error text: a lost node is read from all of it, not from its one-line summary
+        (which can be empty: "no message")."""
         proposal = self.errored.pop(trial_id, None)
         if proposal is None:
             return
+        message = error_summary(text)
         retries = self.run.cfg.max_retries
         failure = f"the Ray worker died (retried {retries} time{'' if retries == 1 else 's'}): {message}"
         try:
-            if node_lost(message):  # not the network's fault: not counted, its architecture runs again
+            if node_lost(text):  # not the network's fault: not counted, its architecture runs again
                 self.steps.cut_off(proposal, f"its Ray node was lost ({message}); its architecture runs again")
                 return
             self.steps.finish(proposal, Evaluation(status="failed", failure=failure))
@@ -404,7 +407,7 @@ def error_messages_class() -> type:
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             error = trial.get_error()
-            self.searcher.record_worker_error(trial.trial_id, error_summary(str(error) if error is not None else ""))
+            self.searcher.record_worker_error(trial.trial_id, str(error) if error is not None else "")
 
         def __getstate__(self) -> dict[str, Any]:  # see StudySearcher.__getstate__
             return {}

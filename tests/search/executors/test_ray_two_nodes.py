@@ -172,3 +172,7 @@ def test_node_lost_reads_ray_s_messages_of_a_dead_node():
     assert node_lost("The actor 5f05 is unavailable: The actor is temporarily unavailable: RpcError: Socket closed")
     assert not node_lost("RuntimeError: CUDA out of memory")
     assert not node_lost("no message")
+    # what the searcher classifies is Ray's whole text: its one-line summary can lose the message
+    from search.executors.ray_tune import error_summary
+    indented = "Failure # 1 (occurred at x)\n  The actor 5f05 is unavailable: RpcError: Socket closed"
+    assert error_summary(indented) == "no message" and node_lost(indented)
