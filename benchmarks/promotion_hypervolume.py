@@ -13,9 +13,11 @@ proxy options given, ``--no-references --repeats 1``), each in a fresh run folde
   the synchronous count the run prints as a lower bound.
 - **flat**, after it: ``--rungs 1`` with the top rung's epochs (``--epochs x E**(R-1)``) for every
   network, and as many networks as the promotion run's cost buys, rounded: ``round(cost / E**(R-1))``.
-  With ``--flat-cap K`` it runs beside the promotion run instead, K networks, of which the first
-  ``round(cost / E**(R-1))`` count: one worker and a seeded sampler that does not depend on the
-  budget make them the networks a flat run of that size trains.
+  With ``--flat-cap K`` it runs beside the promotion run instead, with a budget of K networks: once
+  the promotion run's cost is known, the flat run is stopped as soon as it has finished the first
+  ``round(cost / E**(R-1))`` (kill -9, then resumed with that budget, which trains nothing and writes
+  its results). One worker and a seeded sampler that does not depend on the budget make them the
+  networks a flat run of that size trains.
 
 A run folder left in ``--results-dir`` by a killed benchmark is resumed, so rerunning the same
 command keeps every finished network.
@@ -39,6 +41,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,31 +53,75 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from search.engine.ladder import training_cost  # noqa: E402
+from search.engine.study import finished_count, load_study_readonly  # noqa: E402
+from search.errors import StudyError  # noqa: E402
 from search.results.pareto import hypervolume  # noqa: E402
 
 
-def run_search(name: str, argv: list[str], results_dir: Path) -> dict:
-    """One search in a fresh process; returns its networks from trials.csv and its wall time.
+class Search:
+    """One search of the tool in a fresh process (its own session, so a stop kills its workers too).
 
     A run folder left by a killed benchmark is resumed (``--resume``): its finished networks are kept.
     """
-    resume = ["--resume"] if (results_dir / name / "run.json").is_file() else []
-    cmd = [sys.executable, str(ROOT / "launch_search.py"), "--name", name, "--results-dir", str(results_dir), *argv, *resume]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+
+    def __init__(self, name: str, argv: list[str], results_dir: Path):
+        self.name, self.results_dir = name, results_dir
+        resume = ["--resume"] if (results_dir / name / "run.json").is_file() else []
+        self.command = [sys.executable, str(ROOT / "launch_search.py"), "--name", name, "--results-dir", str(results_dir),
+                        *argv, *resume]
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        results_dir.mkdir(parents=True, exist_ok=True)
+        self.log = results_dir / f"{name}.log"  # its output (a pipe nobody reads while it runs could fill and block it)
+        self.started = time.perf_counter()
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def finished_networks(self) -> int:
+        """Networks the run has finished so far, as its budget counts them (0 while its journal is unreadable)."""
+        try:
+            study = load_study_readonly(f"journal://{(self.results_dir / self.name / 'study.journal').resolve()}", self.name)
+        except StudyError:  # not created yet, or a line half written right now
+            return 0
+        return finished_count(study)
+
+    def stop_at(self, networks: int, poll_s: float = 2.0) -> bool:
+        """Kill the run (and its workers) once it has finished ``networks``; False if it ended first."""
+        while self.process.poll() is None:
+            if self.finished_networks() >= networks:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+                return True
+            time.sleep(poll_s)
+        return False
+
+    def result(self) -> dict:
+        """Wait for the run; its networks from trials.csv and its wall time."""
+        self.process.wait()
+        wall = time.perf_counter() - self.started
+        if self.process.returncode != 0:
+            raise SystemExit(f"{self.name} failed ({self.process.returncode}): "
+                             f"{self.log.read_text().strip()[-800:]} (all of it in {self.log})")
+        return {"name": self.name, "wall_s": wall, "networks": read_networks(self.results_dir / self.name),
+                "command": self.command}
+
+
+def run_search(name: str, argv: list[str], results_dir: Path) -> dict:
+    """One search, to its end (see ``Search``)."""
+    return Search(name, argv, results_dir).result()
+
+
+def read_networks(run_dir: Path) -> list[dict]:
+    """The networks of a run that finished, at their top rung, from its trials.csv."""
     networks = []
-    with open(results_dir / name / "trials.csv", newline="") as f:  # the networks that finished, at their top rung
+    with open(run_dir / "trials.csv", newline="") as f:
         for row in csv.DictReader(f):
             if row["state"] != "COMPLETE" or row["status"] != "ok":
                 continue
             acc = row.get("acc_mean") or row["val_acc"]
             networks.append({"number": int(row["number"]), "macs": int(row["macs"]), "acc": float(acc),
                              "rung": int(row.get("rung_reached") or 0)})
-    return {"name": name, "wall_s": wall, "networks": networks, "command": cmd}
+    return networks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,37 +159,42 @@ def main(argv: list[str] | None = None) -> int:
     print(f"promotion: {args.budget} networks, {args.rungs} rungs, eta {args.eta} (at least {planned:g} rung-0 units); "
           f"flat: the networks its measured cost buys at {args.epochs * top:g} epochs", flush=True)
 
-    def pair(seed: int, results_dir: Path, pool: ThreadPoolExecutor) -> list[dict]:
+    def pair(seed: int, results_dir: Path) -> list[dict]:
         """The promotion run of ``seed``, and the flat run its measured cost pays for: after it, or beside it
         with ``--flat-cap`` networks of which the first ones it pays for count."""
         seeded = [*common, "--seed", str(seed)]
 
-        def flat_run(budget: int) -> dict:
-            return run_search(f"flat-s{seed}", [*seeded, "--budget", str(budget), "--rungs", "1",
-                                                "--epochs", f"{args.epochs * top:g}"], results_dir)
+        def flat_search(budget: int) -> Search:
+            return Search(f"flat-s{seed}", [*seeded, "--budget", str(budget), "--rungs", "1",
+                                            "--epochs", f"{args.epochs * top:g}"], results_dir)
 
-        capped = pool.submit(flat_run, args.flat_cap) if args.flat_cap else None
+        capped = flat_search(args.flat_cap) if args.flat_cap else None
         promotion = run_search(f"promotion-s{seed}", [*seeded, "--budget", str(args.budget), "--rungs", str(args.rungs),
                                                      "--eta", str(args.eta), "--epochs", f"{args.epochs:g}"], results_dir)
         promotion["units"] = sum(args.eta ** n["rung"] for n in promotion["networks"])
         flat_budget = max(1, round(promotion["units"] / top))
         if capped is None:
-            flat = flat_run(flat_budget)
+            flat = flat_search(flat_budget).result()
+        elif flat_budget > args.flat_cap:
+            capped.result()
+            raise SystemExit(f"seed {seed}: the promotion run cost {promotion['units']} rung-0 units, which buy "
+                             f"{flat_budget} flat networks, more than --flat-cap {args.flat_cap}; rerun with "
+                             f"--flat-cap {flat_budget} and the same --results-dir (finished networks are kept)")
         else:
-            flat = capped.result()
-            if flat_budget > len(flat["networks"]):
-                raise SystemExit(f"seed {seed}: the promotion run cost {promotion['units']} rung-0 units, which buy "
-                                 f"{flat_budget} flat networks, more than --flat-cap {args.flat_cap}; rerun with "
-                                 f"--flat-cap {flat_budget} and the same --results-dir (finished networks are kept)")
+            if capped.stop_at(flat_budget):  # the rest of the cap is not needed: resume to write its results
+                wall = time.perf_counter() - capped.started
+                flat = flat_search(flat_budget).result()
+                flat["wall_s"] += wall
+            else:
+                flat = capped.result()
             flat["networks"] = sorted(flat["networks"], key=lambda n: n["number"])[:flat_budget]
         flat["units"] = top * len(flat["networks"])
         return [promotion, flat]
 
     with tempfile.TemporaryDirectory() as tmp:
         results_dir = Path(args.results_dir or tmp)
-        searches = args.parallel * (2 if args.flat_cap else 1)  # a capped flat run takes a thread of its own
-        with ThreadPoolExecutor(searches) as pool, ThreadPoolExecutor(args.parallel) as seeds:
-            runs = [run for both in seeds.map(lambda seed: pair(seed, results_dir, pool), args.seeds) for run in both]
+        with ThreadPoolExecutor(args.parallel) as seeds:
+            runs = [run for both in seeds.map(lambda seed: pair(seed, results_dir), args.seeds) for run in both]
 
     ref_macs = 1.05 * max(n["macs"] for r in runs for n in r["networks"]) / 1e6
     print(f"\nhypervolume of (val_acc, MMACs), reference point (0, {ref_macs:.1f}M):")

@@ -171,20 +171,25 @@ def test_promotion_hypervolume_compares_runs_of_equal_training_cost(tmp_path, ca
     assert "(at least 5 rung-0 units)" in printed and "seed 0: " in printed and "(rung-0 units 5 against 6)" in printed
 
 
-def test_promotion_hypervolume_capped_flat_run_counts_only_the_networks_the_cost_buys_and_resumes(tmp_path, capsys):
-    """--flat-cap runs the flat search beside the promotion run and keeps its first round(cost / top)
-    networks, the ones a flat run of that size trains; a rerun resumes both folders and trains nothing."""
+def test_promotion_hypervolume_capped_flat_run_stops_at_the_networks_the_cost_buys_and_resumes(tmp_path, capsys):
+    """--flat-cap runs the flat search beside the promotion run, stops it once it has finished the
+    first round(cost / top) networks (the ones a flat run of that size trains) and keeps those; a
+    rerun resumes both folders and gives the same numbers."""
     from benchmarks.promotion_hypervolume import main
+    from search.engine.study import finished_count, load_study_readonly
 
+    runs = tmp_path / "runs"
     argv = ["--seeds", "0", "--budget", "3", "--rungs", "2", "--eta", "3", "--epochs", "1", "--dataset", "synthetic",
-            "--train-subset", "64", "--flat-cap", "3", "--results-dir", str(tmp_path / "runs")]
+            "--train-subset", "64", "--flat-cap", "40", "--results-dir", str(runs)]
     assert main([*argv, "--json", str(tmp_path / "a.json")]) == 0
     first = json.loads((tmp_path / "a.json").read_text())
     promotion, flat = first["runs"]
     assert promotion["units"] == 5 and flat["units"] == 6
-    assert [n["number"] for n in flat["networks"]] == [0, 1]  # 5 units buy 2 of the 3 networks trained
-    with open(tmp_path / "runs" / "flat-s0" / "trials.csv") as f:
-        assert sum(1 for _ in f) == 1 + 3  # header + the 3 trained networks
+    assert [n["number"] for n in flat["networks"]] == [0, 1]  # 5 units buy 2 networks: the flat run's first two
+    study = load_study_readonly(f"journal://{runs / 'flat-s0' / 'study.journal'}", "flat-s0")
+    assert 2 <= finished_count(study) < 40  # stopped long before its cap
+    with open(runs / "flat-s0" / "trials.csv") as f:
+        assert sum(1 for _ in f) - 1 == len(study.trials)  # the resume after the stop wrote its results
     capsys.readouterr()
     assert main([*argv, "--json", str(tmp_path / "b.json")]) == 0  # a rerun resumes: same networks, same numbers
     again = json.loads((tmp_path / "b.json").read_text())
