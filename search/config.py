@@ -94,8 +94,8 @@ class SearchConfig:
         return self.storage or f"journal://{self.run_dir.resolve() / 'study.journal'}"
 
     def with_ladder_defaults(self, proxy_name: str) -> "SearchConfig":
-        """``--rungs``/``--repeats`` resolved for the run's proxy preset (1 with --executor ray), and ``--eta``."""
-        off = self.executor == "ray" or "accuracy" not in self.objectives  # nothing to promote or repeat
+        """``--rungs``/``--repeats`` resolved for the run's proxy preset, and ``--eta``."""
+        off = "accuracy" not in self.objectives  # nothing to promote or repeat
         rungs, repeats = (1, 1) if off else LADDER_DEFAULTS.get(proxy_name, (1, 1))
         return dataclasses.replace(self, rungs=self.rungs if self.rungs is not None else rungs,
                                    repeats=self.repeats if self.repeats is not None else repeats,
@@ -130,9 +130,6 @@ class SearchConfig:
         if self.ladder and "accuracy" not in self.objectives:
             raise SearchError(f"--rungs and --repeats above 1 train networks further for accuracy, which is not among "
                               f"--objectives ({','.join(self.objectives)}); add it or pass --rungs 1 --repeats 1")
-        if self.executor == "ray" and self.ladder:
-            raise SearchError("--rungs and --repeats above 1 run with the local executor only; leave out --executor ray "
-                              "or pass --rungs 1 --repeats 1")
         if self.pick not in PICKS:
             raise SearchError(f"unknown --pick {self.pick!r}; valid: {', '.join(PICKS)}")
         objectives = self.objective_set()

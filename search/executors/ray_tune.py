@@ -8,7 +8,11 @@ A trial is the same step as with the local executor (``search.engine.trial.Trial
 driver's ``next`` asks the study and proposes (sample, count MACs, time latency when used,
 ``--max-macs``/``--max-latency``, de-duplicate), a Ray worker trains the spec with ``ProxyEvaluator``, and the driver's ``finish`` records it. Only the spec (a
 plain dict) and the outcome cross process boundaries. The study on disk stays the record of the
-run, so resume, plots, the Pareto front and export work unchanged.
+run, so resume, plots, the Pareto front and export work unchanged. With ``--rungs``/``--repeats``
+above 1, ``next`` hands out promotion and repeat jobs too (``search.engine.ladder``), each a Ray
+trial of its own: its config carries the epochs and the checkpoint paths in the run folder. A
+worker continues from the checkpoint when its node can read it (one machine, or a run folder on a
+shared file system), and otherwise trains the rung from scratch, recorded as such.
 
 Why a thin ``Searcher`` of our own and not Ray's ``OptunaSearch`` (checked against Ray 2.60):
 OptunaSearch does accept a storage and a study name, but
@@ -55,6 +59,8 @@ import search
 import space
 from blocks.cost import Cost
 from search.config import SearchConfig, SearchError
+from search.engine.attributes import ATTR
+from search.engine.ladder import Job, describe_job
 from search.engine.session import Run
 from search.engine.trial import AfterTrial, Proposal
 from search.results.progress import TrialProgress
@@ -228,9 +234,21 @@ def evaluate_trial(config: dict[str, Any], setup: WorkerSetup) -> dict[str, Any]
                              "failure": f"worker {worker} could not load the data: {describe_exception(exc)}"}}
     evaluator = ProxyEvaluator(data, setup.proxy, setup.device, data.num_classes)
     cost = Cost(config["params"], config["macs"]) if "macs" in config else None
-    evaluation = evaluator(ArchSpec.from_dict(config["spec"]), seed=config["seed"], cost=cost)
+    train, from_scratch = job_train_kwargs(config)
+    evaluation = evaluator(ArchSpec.from_dict(config["spec"]), seed=config["seed"], cost=cost, **train)
     return {RESULT_KEY: {"status": evaluation.status, "val_acc": evaluation.val_acc, "failure": evaluation.failure,
-                         "metrics": evaluation.metrics, "worker": worker, "node": node}}
+                         "metrics": evaluation.metrics, "worker": worker, "node": node, "from_scratch": from_scratch}}
+
+
+def job_train_kwargs(config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The evaluator's ``epochs``/``resume_from``/``save_to`` of a trial's config (a promotion, a repeat,
+    or a rung-0 trial that keeps its state), and whether it trains from scratch because the checkpoint
+    it would continue from is not on this node (written on another node's disk)."""
+    train = {k: (Path(v) if k != "epochs" else v) for k, v in config.get("train", {}).items() if v is not None}
+    missing = "resume_from" in train and not train["resume_from"].exists()
+    if missing:
+        del train["resume_from"]
+    return train, missing
 
 
 def unpack_result(result: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -270,8 +288,8 @@ class StudySteps:
         super().__init__(metric=None, mode=None)
         self.run = run
         self.steps = run.steps(after_trial, wait_for_twins=False)  # suggest must not block Tune
-        self.pending: dict[str, Proposal] = {}  # Tune trial id -> proposal being trained
-        self.errored: dict[str, Proposal] = {}  # errored in Ray, waiting for the error message
+        self.pending: dict[str, Proposal | Job] = {}  # Tune trial id -> proposal or job being trained
+        self.errored: dict[str, Proposal | Job] = {}  # errored in Ray, waiting for the error message
         self.stop_reason: str | None = None  # set when the run must stop (bad data on a worker)
         self.error: BaseException | None = None  # an exception on the driver, re-raised after Tune
 
@@ -315,6 +333,10 @@ class StudySteps:
                 proposal.trial.set_user_attr(WORKER_ATTR, outcome.get("worker"))
                 if outcome.get("node"):
                     proposal.trial.set_user_attr(NODE_ATTR, outcome["node"])
+                if outcome.get("from_scratch") and isinstance(proposal, Job):  # counted as a whole rung's training
+                    log.info(f"{describe_job(proposal)}: its checkpoint is not on the node that trained it; "
+                             "it trained the whole rung from scratch")
+                    proposal.trial.set_user_attr(ATTR.FROM_SCRATCH, True)
                 evaluation = Evaluation(status=outcome["status"], val_acc=_number(outcome.get("val_acc")),
                                         metrics=dict(outcome.get("metrics") or {}), failure=outcome.get("failure"))
                 self.steps.finish(proposal, evaluation)
@@ -358,8 +380,12 @@ class StudySteps:
             # the budget is met or covered by running trials: ours will report, others' too
             return None if self.pending else self.FINISHED
         self.pending[trial_id] = proposal
-        return {"number": proposal.trial.number, "seed": proposal.seed, "spec": proposal.spec.to_dict(),
-                "params": proposal.params, "macs": proposal.macs}
+        name = f"trial_{proposal.number}"
+        if isinstance(proposal, Job):  # a promotion or repeat of trial N: a Ray trial (and folder) of its own
+            name += f"_rung{proposal.rung}_repeat{proposal.repeat}"
+        train = {k: (str(v) if isinstance(v, Path) else v) for k, v in proposal.train_kwargs().items()}
+        return {"number": proposal.number, "name": name, "seed": proposal.seed, "spec": proposal.spec.to_dict(),
+                "params": proposal.params, "macs": proposal.macs, "train": train}
 
 
 # Ray's words for a trial whose node (not its own process) went away. Tune's retries of such a
@@ -377,7 +403,7 @@ def _number(value: Any) -> float:
 
 
 def _trial_name(trial: Any) -> str:
-    return f"trial_{trial.config['number']}"
+    return trial.config.get("name") or f"trial_{trial.config['number']}"
 
 
 def error_summary(text: str, limit: int = 300) -> str:

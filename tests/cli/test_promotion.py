@@ -202,8 +202,7 @@ def test_rungs_1_and_repeats_1_leave_the_run_as_it_was(tmp_path):
 def test_bad_ladder_settings_are_one_line_and_leave_nothing(tmp_path, capsys):
     for extra, message in ((["--eta", "1"], "--eta must be a whole number >= 2, got 1"),
                            (["--rungs", "0"], "--rungs must be a whole number >= 1, got 0"),
-                           (["--repeats", "0"], "--repeats must be a whole number >= 1, got 0"),
-                           (["--executor", "ray", "--rungs", "2"], "--rungs and --repeats above 1 run with the local executor only")):
+                           (["--repeats", "0"], "--repeats must be a whole number >= 1, got 0")):
         assert launch_search.main([*FAST, "--budget", "2", "--name", "bad", "--results-dir", str(tmp_path), *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err

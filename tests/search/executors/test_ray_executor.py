@@ -243,6 +243,52 @@ def test_ray_search_leaves_the_same_artifacts_as_the_local_executor(tmp_path, ca
     assert "1 node(s)" in log and "up to 2 at once" in log
 
 
+@pytest.mark.slow
+def test_promotions_and_repeats_run_as_ray_trials_and_match_the_local_executor(tmp_path, capsys, monkeypatch,
+                                                                               one_torch_thread):
+    """--rungs/--repeats with --executor ray: each promotion and repeat is a Ray trial of its own that
+    continues from its checkpoint, and one trial at a time gives what the local executor gives."""
+    from search.engine.ladder import JOBS_SUFFIX
+
+    monkeypatch.setenv("RAY_OVERRIDE_RESOURCES", '{"CPU": 2}')
+    common = ["--space", "seesaw", "--budget", "4", "--no-references", "--rungs", "2", "--eta", "2", "--repeats", "2",
+              *FAST, "--results-dir", str(tmp_path)]
+    assert launch_search.main([*common, "--name", "local"]) == 0
+    assert launch_search.main([*common, "--name", "ray", *RAY_FLAGS, "--max-concurrent", "1"]) == 0
+    capsys.readouterr()
+    local_rows, ray_rows = trials_csv(tmp_path / "local"), trials_csv(tmp_path / "ray")
+    # rung reached, accuracy per rung, mean, std and seeds: the same jobs ran, from the same checkpoints
+    ladder = [k for k in ray_rows[0] if "rung" in k or k.startswith(("acc_", "n_seeds"))]
+    assert {"rung_reached", "acc_rung1", "acc_mean", "acc_std", "n_seeds"} <= set(ladder)
+    assert [{k: r[k] for k in ["number", "val_acc", *ladder]} for r in ray_rows] == \
+        [{k: r[k] for k in ["number", "val_acc", *ladder]} for r in local_rows]
+    assert any(r["rung_reached"] == "1" for r in ray_rows) and any(r["n_seeds"] == "2" for r in ray_rows)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "ray" / "study.journal")))
+    jobs = optuna.load_study(study_name="ray" + JOBS_SUFFIX, storage=storage).get_trials()
+    promotions = [j for j in jobs if j.user_attrs[ATTR.JOB] == "promotion"]
+    assert promotions and all(j.state == TrialState.COMPLETE for j in jobs)
+    assert not any(j.user_attrs.get(ATTR.FROM_SCRATCH) for j in jobs)  # one machine: every checkpoint was found
+    assert all(j.user_attrs["metric_epochs"] == 2 for j in promotions)  # 1 epoch at rung 0, 1 more from it
+    # each job is a Ray trial with a folder of its own, named after its network, rung and repeat
+    [tune_dir] = (tmp_path / "ray" / "ray").glob("tune-*")
+    for j in jobs:
+        a = j.user_attrs
+        assert (tune_dir / f"trial_{a[ATTR.PARENT]}_rung{a[ATTR.RUNG]}_repeat{a[ATTR.REPEAT]}").is_dir()
+
+
+def test_a_ray_worker_without_the_checkpoint_trains_the_rung_from_scratch(tmp_path):
+    """A promotion whose checkpoint another node wrote: the worker leaves it out and says so."""
+    from search.executors.ray_tune import job_train_kwargs
+
+    kept = tmp_path / "r0.pt"
+    kept.write_bytes(b"state")
+    config = {"train": {"epochs": 2.0, "resume_from": str(kept), "save_to": None}}
+    assert job_train_kwargs(config) == ({"epochs": 2.0, "resume_from": kept}, False)
+    kept.unlink()
+    assert job_train_kwargs(config) == ({"epochs": 2.0}, True)
+    assert job_train_kwargs({"number": 3}) == ({}, False)  # a rung-0 trial of a run without promotion
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
