@@ -106,6 +106,12 @@ class SearchConfig:
         """Whether any network trains beyond its rung-0 trial (promotion or repeats)."""
         return (self.rungs or 1) > 1 or (self.repeats or 1) > 1
 
+    def ladder_settings(self) -> dict[str, int | None]:
+        """``--rungs``, ``--eta`` (None without promotion, where it means nothing) and ``--repeats``, as
+        resolved (``with_ladder_defaults``): what every process of one study must share."""
+        rungs = self.rungs or 1
+        return {"rungs": rungs, "eta": self.eta if rungs > 1 else None, "repeats": self.repeats or 1}
+
     def validate(self) -> "SearchConfig":
         if self.space not in SPACES:
             raise SearchError(f"unknown space {self.space!r}; valid spaces: {', '.join(sorted(SPACES))}")

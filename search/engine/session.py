@@ -132,7 +132,8 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     configure_logging(cfg.run_dir, worker_index)
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed),
                        resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s,
-                       objectives=cfg.objective_set(), recipe=accuracy_settings(dataclasses.asdict(proxy)))
+                       objectives=cfg.objective_set(), recipe=accuracy_settings(dataclasses.asdict(proxy)),
+                       ladder=cfg.ladder_settings())
     seed, origin = sampler_seed(cfg, worker_index, len(study.get_trials(deepcopy=False)))
     if seed != cfg.seed or origin != "--seed":
         study.sampler = make_sampler(cfg.sampler, seed)

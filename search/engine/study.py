@@ -38,6 +38,7 @@ OBJECTIVE_NAMES = tuple(Objectives.parse(DEFAULT_OBJECTIVES).metric_names)
 DEFAULT_HEARTBEAT_GRACE_S = 60.0  # --heartbeat-grace
 HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (tests run "hosts" on one machine)
 STUDY_RECIPE = "proxy_recipe"  # study attribute: the accuracy settings of the proxy its trials train with
+STUDY_LADDER = "ladder"  # study attribute: --rungs, --eta, --repeats, which decide what jobs are due
 
 
 def host_id() -> str:
@@ -131,13 +132,15 @@ def open_storage(url: str, heartbeat_grace_s: float | None = None, *,
 
 def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool,
                heartbeat_grace_s: float | None = None, objectives: Objectives | None = None,
-               recipe: dict[str, Any] | None = None) -> optuna.Study:
+               recipe: dict[str, Any] | None = None, ladder: dict[str, Any] | None = None) -> optuna.Study:
     """Create the study, or load it when ``resume`` (or when joining workers) and it exists.
 
     ``objectives`` (default: accuracy, macs) become the study's directions and metric names; an
     existing study made with other objectives is refused. ``recipe`` (the accuracy settings of the
     proxy this process trains with) is recorded by the study that it creates; an existing study that
-    recorded another is refused, so no process, on any host, adds accuracies of another recipe."""
+    recorded another is refused, so no process, on any host, adds accuracies of another recipe.
+    ``ladder`` (``SearchConfig.ladder_settings``) is recorded and checked alike: a process promoting
+    with another ``--rungs``/``--eta``/``--repeats`` would start jobs the others never would."""
     objectives = objectives or Objectives.parse(DEFAULT_OBJECTIVES)
     storage = open_storage(storage_url, heartbeat_grace_s)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
@@ -161,11 +164,29 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
         )
     if study.metric_names != objectives.metric_names:
         study.set_metric_names(objectives.metric_names)
-    if recipe is not None and exists:
-        check_recipe(study, recipe)
-    elif recipe is not None:
-        study.set_user_attr(STUDY_RECIPE, recipe)
+    if exists:
+        if recipe is not None:
+            check_recipe(study, recipe)
+        if ladder is not None:
+            check_ladder(study, ladder)
+    else:
+        for attr, value in ((STUDY_RECIPE, recipe), (STUDY_LADDER, ladder)):
+            if value is not None:
+                study.set_user_attr(attr, value)
     return study
+
+
+def check_ladder(study: optuna.Study, ladder: dict[str, Any]) -> None:
+    """Refuse a process whose ``--rungs``/``--eta``/``--repeats`` differ from those the study recorded
+    (a study from before the record has none: nothing to check)."""
+    recorded = study.user_attrs.get(STUDY_LADDER)
+    if recorded is None or recorded == ladder:
+        return
+
+    def flags(values: dict[str, Any]) -> str:
+        return " ".join(f"--{k} {v}" for k, v in values.items() if v is not None)
+    raise StudyError(f"study {study.study_name!r} promotes and repeats with {flags(recorded)}, not {flags(ladder)}; "
+                     "join it with those (they decide which promotions and repeats are due), or start a new --name")
 
 
 def check_recipe(study: optuna.Study, recipe: dict[str, Any]) -> None:

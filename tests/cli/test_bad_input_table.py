@@ -229,3 +229,22 @@ def test_the_study_refuses_trials_of_another_proxy_recipe_even_without_run_json(
     assert (run_dir / "study.journal").read_bytes() == journal and not (run_dir / "run.json").exists()
     code, err = run_main([*base, "--resume", "--budget", "2"], capsys)  # the run's own recipe joins
     assert code == 0, err
+
+
+def test_the_study_refuses_a_process_with_other_rungs_eta_or_repeats_even_without_run_json(tmp_path, capsys):
+    """The study records its --rungs/--eta/--repeats: a process that would promote or repeat otherwise
+    (another host, no run.json to inherit them from) is refused in one line; the same settings join."""
+    base = ["--budget", "2", "--no-references", *FAST, "--results-dir", str(tmp_path), "--name", "l"]
+    code, err = run_main([*base, "--rungs", "2", "--eta", "2"], capsys)
+    assert code == 0, err
+    run_dir = tmp_path / "l"
+    (run_dir / "run.json").unlink()
+    journal = (run_dir / "study.journal").read_bytes()
+    for extra, shown in (([], "not --rungs 1 --repeats 1"), (["--rungs", "2"], "not --rungs 2 --eta 3 --repeats 1"),
+                         (["--rungs", "2", "--eta", "2", "--repeats", "2"], "not --rungs 2 --eta 2 --repeats 2")):
+        code, err = run_main([*base, "--resume", "--budget", "3", *extra], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "promotes and repeats with --rungs 2 --eta 2 --repeats 1, " + shown in err, err
+        assert (run_dir / "study.journal").read_bytes() == journal and not (run_dir / "run.json").exists()
+    code, err = run_main([*base, "--resume", "--budget", "3", "--rungs", "2", "--eta", "2"], capsys)
+    assert code == 0, err
