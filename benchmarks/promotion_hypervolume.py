@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-subset", type=int, default=4000,
                    help="training images (2,000 for one epoch left 3 seesaw samples at chance, 9.7-10.4%%)")
     p.add_argument("--width-scale", type=float, default=0.25)
+    p.add_argument("--val-size", type=int, default=None,
+                   help="held-out images every network is scored on (default: the tool's --val-size)")
     p.add_argument("--space", default="seesaw")
     p.add_argument("--dataset", default="imagefolder")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "cifar10-jpg.zip"))
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
               "--no-references", "--repeats", "1", "--workers", "1"]
     if args.dataset != "synthetic":
         common += ["--data-dir", args.data_dir]
+    if args.val_size is not None:
+        common += ["--val-size", str(args.val_size)]
     print(f"promotion: {args.budget} networks, {args.rungs} rungs, eta {args.eta} (at least {planned:g} rung-0 units); "
           f"flat: the networks its measured cost buys at {args.epochs * top:g} epochs", flush=True)
 

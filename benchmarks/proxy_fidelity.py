@@ -12,7 +12,8 @@ proxy must beat) and what the zero-cost proxies of ``search/engine/zero_cost.py`
 training. A bootstrap over architectures gives a 90% interval for each Spearman value.
 
 Sizes (``--size``; any field can be overridden with ``--n``, ``--proxy-set``, ``--long-set``):
-  quick  3 architectures, the smoke preset vs 2 epochs of it; for checking the script (synthetic ok)
+  quick  3 architectures, the smoke preset at 128 images and width 0.125 vs 2 epochs of it; for
+         checking the script (synthetic ok)
   cpu    10 + references; proxy: cpu preset on 4k images, 1 epoch, quarter width; final: the same
          4k images for 3 epochs (3x the steps), same width. 1.9 h on 2 busy CPU cores, about 1 h idle
          (BENCHMARKS.md); a 2k-image proxy left half of the networks at chance accuracy
@@ -60,8 +61,8 @@ from seesaw_cli.parser import positive_int  # noqa: E402
 RESULTS_FILE = ROOT / "search" / "results" / "fidelity_results.json"  # package data: search.results.fidelity reads it
 
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": dict(n=3, references=False, pool=12, proxy="smoke", proxy_set={},
-                  long_set=dict(epochs=2)),
+    "quick": dict(n=3, references=False, pool=12, proxy="smoke", proxy_set=dict(train_subset=128, width_scale=0.125),
+                  long_set=dict(epochs=2, train_subset=128, width_scale=0.125)),
     "cpu": dict(n=10, references=True, pool=80, proxy="cpu",
                 proxy_set=dict(train_subset=4000, epochs=1, width_scale=0.25, batch_size=64, lr=0.1,
                                warmup_epochs=0.25, val_images=2000),

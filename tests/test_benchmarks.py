@@ -152,7 +152,7 @@ def test_promotion_hypervolume_compares_runs_of_equal_training_cost(tmp_path, ca
 
     out = tmp_path / "phv.json"
     assert main(["--seeds", "0", "--budget", "3", "--rungs", "2", "--eta", "3", "--epochs", "1", "--dataset", "synthetic",
-                 "--train-subset", "64", "--parallel", "2", "--results-dir", str(tmp_path / "runs"),
+                 "--train-subset", "64", "--val-size", "128", "--parallel", "2", "--results-dir", str(tmp_path / "runs"),
                  "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     promotion, flat = result["runs"]
@@ -180,7 +180,7 @@ def test_promotion_hypervolume_capped_flat_run_stops_at_the_networks_the_cost_bu
 
     runs = tmp_path / "runs"
     argv = ["--seeds", "0", "--budget", "3", "--rungs", "2", "--eta", "3", "--epochs", "1", "--dataset", "synthetic",
-            "--train-subset", "64", "--flat-cap", "40", "--results-dir", str(runs)]
+            "--train-subset", "64", "--val-size", "128", "--flat-cap", "40", "--results-dir", str(runs)]
     assert main([*argv, "--json", str(tmp_path / "a.json")]) == 0
     first = json.loads((tmp_path / "a.json").read_text())
     promotion, flat = first["runs"]
