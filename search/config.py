@@ -93,13 +93,15 @@ class SearchConfig:
         """--storage, or the journal file in the run folder."""
         return self.storage or f"journal://{self.run_dir.resolve() / 'study.journal'}"
 
-    def with_ladder_defaults(self, proxy_name: str) -> "SearchConfig":
-        """``--rungs``/``--repeats`` resolved for the run's proxy preset, and ``--eta``."""
+    def with_ladder_defaults(self, proxy_name: str, recorded: dict[str, Any] | None = None) -> "SearchConfig":
+        """``--rungs``/``--eta``/``--repeats`` resolved: those not given are the study's ``recorded``
+        ones (a resume, a joining host), else the defaults of the run's proxy preset."""
         off = "accuracy" not in self.objectives  # nothing to promote or repeat
         rungs, repeats = (1, 1) if off else LADDER_DEFAULTS.get(proxy_name, (1, 1))
-        return dataclasses.replace(self, rungs=self.rungs if self.rungs is not None else rungs,
-                                   repeats=self.repeats if self.repeats is not None else repeats,
-                                   eta=self.eta if self.eta is not None else ETA_DEFAULT)
+        defaults = {"rungs": rungs, "repeats": repeats, "eta": ETA_DEFAULT}
+        recorded = {k: v for k, v in (recorded or {}).items() if k in defaults and v is not None}
+        return dataclasses.replace(self, **{k: v if (v := getattr(self, k)) is not None else recorded.get(k, default)
+                                            for k, default in defaults.items()})
 
     @property
     def ladder(self) -> bool:

@@ -39,8 +39,6 @@ __all__ = ["RESUME_FIXED", "check_resume", "export_trial_of_run", "finalize", "r
 RESUME_FIXED = ("space", "shared_block", "dataset", "objectives")
 # ... and, when the run measures latency, where and how (one run's latencies must be comparable).
 RESUME_FIXED_LATENCY = ("latency", "latency_device", "latency_batch", "latency_threads")
-# ... and how it trains networks further; a resume that does not give them continues with the run's.
-RESUME_INHERITED = ("rungs", "eta", "repeats")
 
 
 def run_search(cfg: SearchConfig) -> dict[str, Any]:
@@ -124,8 +122,8 @@ def _first_missing(path: Path) -> Path | None:
 
 def check_resume(cfg: SearchConfig) -> SearchConfig:
     """``--resume`` continues a run that exists, with the settings that define its search: refused
-    otherwise, before anything is written. Returns ``cfg`` with the run's ``--rungs``, ``--eta``
-    and ``--repeats`` where the resume does not give them, and the run's proxy recipe."""
+    otherwise, before anything is written. Returns ``cfg`` with the run's proxy recipe (its
+    ``--rungs``/``--eta``/``--repeats`` come from the study: ``open_run``)."""
     run_dir = cfg.run_dir
     if cfg.storage is None and not (run_dir / "study.journal").exists():
         raise SearchError(f"--resume: there is no run {cfg.name!r} in {cfg.results_dir} (no {run_dir / 'study.journal'}); "
@@ -145,7 +143,6 @@ def check_resume(cfg: SearchConfig) -> SearchConfig:
     if "objectives" not in first:  # a run from before --objectives optimised the default ones
         first = {**first, "objectives": list(SearchConfig.objectives)}
     changed = [k for k in fixed if k in first and first[k] != current[k]]
-    changed += [k for k in RESUME_INHERITED if first.get(k) is not None and current[k] is not None and first[k] != current[k]]
     if changed:
         def shown(v: Any) -> Any:
             return ",".join(map(str, v)) if isinstance(v, list) else v
@@ -153,7 +150,6 @@ def check_resume(cfg: SearchConfig) -> SearchConfig:
         now = ", ".join(f"--{k.replace('_', '-')} {shown(current[k])}" for k in changed)
         raise SearchError(f"--resume: run {cfg.name!r} was made with {was}, not {now}; resume it with the same "
                           "settings or start a new --name")
-    cfg = dataclasses.replace(cfg, **{k: first[k] for k in RESUME_INHERITED if current[k] is None and first.get(k) is not None})
     return _resumed_proxy(cfg, launch)
 
 

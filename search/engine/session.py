@@ -20,7 +20,7 @@ from blocks import count_cost
 from search.config import SearchConfig
 from search.engine.ladder import Ladder
 from search.engine.prescreen import Prescreener, make_prescreener
-from search.engine.study import make_sampler, open_study
+from search.engine.study import make_sampler, open_study, recorded_ladder
 from search.engine.trial import AfterTrial, TrialSteps
 from search.errors import SearchError
 from search.train.data import load_dataset
@@ -117,7 +117,9 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     device = worker_device(resolve_device(cfg.device), worker_index,
                            torch.cuda.device_count() if torch.cuda.is_available() else 0)
     proxy = proxy_config(cfg, device)
-    cfg = cfg.with_ladder_defaults(proxy_name(cfg, device)).validate()
+    unset = None in (cfg.rungs, cfg.eta, cfg.repeats)
+    recorded = recorded_ladder(cfg.storage_url, cfg.name) if unset and (cfg.resume or not create) else None
+    cfg = cfg.with_ladder_defaults(proxy_name(cfg, device), recorded).validate()
     try:
         space = get_space(cfg.space, dataset=cfg.dataset, shared_block=cfg.shared_block)
     except ValueError as exc:

@@ -176,6 +176,19 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
     return study
 
 
+def recorded_ladder(storage_url: str, study_name: str) -> dict[str, Any] | None:
+    """The ``--rungs``/``--eta``/``--repeats`` an existing study recorded (``open_study``), read
+    without writing; None where there is no such study or record yet. What a resume or a joining
+    host leaves out is taken from here: the study, not a file of one host, is the run's record."""
+    path = journal_path(storage_url)
+    if path is not None and not path.exists():
+        return None
+    try:
+        return load_study_readonly(storage_url, study_name).user_attrs.get(STUDY_LADDER)
+    except StudyError:  # no such study (open_study says so), or a journal to repair first (open_study does)
+        return None
+
+
 def check_ladder(study: optuna.Study, ladder: dict[str, Any]) -> None:
     """Refuse a process whose ``--rungs``/``--eta``/``--repeats`` differ from those the study recorded
     (a study from before the record has none: nothing to check)."""

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
 import launch_search
-from search.engine.study import STUDY_RECIPE, make_sampler, open_study
+from search.engine.study import STUDY_RECIPE, load_study_readonly, make_sampler, open_study
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64",
@@ -162,8 +163,7 @@ def test_resume_with_another_space_or_block_sharing_is_refused_and_changes_nothi
     assert code == 0, err
     run_dir = tmp_path / "r"
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
-    for extra in (["--space", "shufflenet"], ["--shared-block"], ["--dataset", "cifar100"], ["--eta", "2"],
-                  ["--repeats", "2"]):
+    for extra in (["--space", "shufflenet"], ["--shared-block"], ["--dataset", "cifar100"]):
         code, err = run_main([*base, "--resume", "--budget", "2", *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "was made with" in err, err
         assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before, extra
@@ -172,16 +172,20 @@ def test_resume_with_another_space_or_block_sharing_is_refused_and_changes_nothi
     assert code == 0 and (run_dir / "study.journal").read_bytes() == before["study.journal"]
 
 
-def test_a_resume_without_ladder_options_continues_with_the_runs(tmp_path, capsys):
-    """--rungs, --eta and --repeats are the run's: a resume that leaves them out keeps them (and
-    one that gives other values is refused, above)."""
+def test_a_resume_without_ladder_options_continues_with_the_studys_even_without_run_json(tmp_path, capsys):
+    """--rungs, --eta and --repeats are the study's: a resume (or a host joining a --storage study,
+    with no run.json of its own) that leaves them out takes the recorded ones, not the preset's;
+    other values are refused (the next test)."""
     base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "e"]
-    code, err = run_main([*base, "--eta", "2"], capsys)
+    code, err = run_main([*base, "--repeats", "2"], capsys)
     assert code == 0, err
-    code, err = run_main([*base, "--resume"], capsys)
+    (tmp_path / "e" / "run.json").unlink()
+    code, err = run_main([*base, "--resume", "--budget", "2"], capsys)
     assert code == 0, err
-    launches = json.loads((tmp_path / "e" / "run.json").read_text())["launches"]
-    assert [launch["config"]["eta"] for launch in launches] == [2, 2]
+    [launch] = json.loads((tmp_path / "e" / "run.json").read_text())["launches"]
+    assert (launch["config"]["rungs"], launch["config"]["repeats"]) == (1, 2)  # the smoke preset's default is 1
+    study = load_study_readonly(f"journal://{tmp_path / 'e' / 'study.journal'}", "e")
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
 
 
 def test_a_resume_trains_with_the_runs_proxy_recipe_and_refuses_settings_that_change_it(tmp_path, capsys):
@@ -240,11 +244,11 @@ def test_the_study_refuses_a_process_with_other_rungs_eta_or_repeats_even_withou
     run_dir = tmp_path / "l"
     (run_dir / "run.json").unlink()
     journal = (run_dir / "study.journal").read_bytes()
-    for extra, shown in (([], "not --rungs 1 --repeats 1"), (["--rungs", "2"], "not --rungs 2 --eta 3 --repeats 1"),
+    for extra, shown in ((["--rungs", "1"], "not --rungs 1 --repeats 1"), (["--eta", "3"], "not --rungs 2 --eta 3 --repeats 1"),
                          (["--rungs", "2", "--eta", "2", "--repeats", "2"], "not --rungs 2 --eta 2 --repeats 2")):
         code, err = run_main([*base, "--resume", "--budget", "3", *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert "promotes and repeats with --rungs 2 --eta 2 --repeats 1, " + shown in err, err
         assert (run_dir / "study.journal").read_bytes() == journal and not (run_dir / "run.json").exists()
-    code, err = run_main([*base, "--resume", "--budget", "3", "--rungs", "2", "--eta", "2"], capsys)
+    code, err = run_main([*base, "--resume", "--budget", "3"], capsys)  # leaving them out takes the study's
     assert code == 0, err

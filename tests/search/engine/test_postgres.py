@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from search.config import SearchConfig
 from search.engine.heartbeat import Heartbeat, budget_lock, recover_stale
 from search.engine.rdb import advisory_lock, lock_key, retry
-from search.engine.study import StudyError, claim, make_sampler, open_study
+from search.engine.study import StudyError, claim, make_sampler, open_study, recorded_ladder
 
 
 def study_on(url: str, grace: float, name: str = "s") -> optuna.Study:
@@ -136,3 +136,20 @@ def test_wrong_password_or_database_is_one_study_error(pg_server):
     with pytest.raises(StudyError) as bad_db:
         open_study(pg_server.url("no_such_db"), "s", make_sampler("random", 0), resume=False)
     assert "no_such_db" in str(bad_db.value)
+
+
+@pytest.mark.parametrize("storage", ["postgresql", "journal"])
+def test_a_joining_process_reads_the_studys_ladder_without_writing(storage, pg_url, tmp_path):
+    """What a resume or a joining host that leaves out --rungs/--eta/--repeats takes; None where the
+    study does not exist (yet): a fresh run takes the preset's, and no journal is created by asking."""
+    url = pg_url if storage == "postgresql" else f"journal://{tmp_path / 'study.journal'}"
+    ladder = {"rungs": 2, "eta": 2, "repeats": 3}
+    assert recorded_ladder(url, "ladder") is None
+    assert storage == "postgresql" or not (tmp_path / "study.journal").exists()
+    open_study(url, "ladder", make_sampler("random", 0), resume=False, ladder=ladder)
+    assert recorded_ladder(url, "ladder") == ladder and recorded_ladder(url, "other") is None
+    joined = SearchConfig(space="seesaw", budget=1).with_ladder_defaults(
+        "gpu", recorded_ladder(url, "ladder"))
+    assert joined.ladder_settings() == ladder  # not the gpu preset's 3 rungs, eta 3, 3 repeats
+    given = SearchConfig(space="seesaw", budget=1, repeats=1).with_ladder_defaults("gpu", ladder)
+    assert given.ladder_settings() == {**ladder, "repeats": 1}  # a value given wins (check_ladder then refuses it)
