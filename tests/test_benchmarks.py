@@ -209,7 +209,7 @@ def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys
     out = tmp_path / "spread.jsonl"
     args = ["--preset", "smoke", "--dataset", "synthetic", "--models", "seesaw_0.5d_cifar10", "igcv3_0.5d_cifar10",
             "--seeds", "1", "2", "--val-size", "128", "--val-images", "128", "--recal", "64", "--ema", "0.9",
-            "--score-images", "128", "64", "--flip", "--out", str(out)]
+            "--score-images", "128", "64", "--flip", "--train-subset", "128", "--out", str(out)]
     rows = main(args)
     assert len(rows) == 4 and len(out.read_text().splitlines()) == 4
     assert set(rows[0]["scores"]) == {"proxy", "recal 64", "ema 0.9", "ema 0.9 + recal", "val 128", "val 64",
@@ -219,7 +219,7 @@ def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys
         flipped = numpy.unpackbits(numpy.frombuffer(bytes.fromhex(row["correct_flip"]), numpy.uint8))[:128]
         assert row["scores"]["flip"] == row["scores"]["flip val 128"] == flipped.mean()
     data = load_dataset("synthetic", val_size=128)
-    trial = evaluate_spec(get_reference("igcv3_0.5d_cifar10").spec, data, get_preset("smoke", val_images=128),
+    trial = evaluate_spec(get_reference("igcv3_0.5d_cifar10").spec, data, get_preset("smoke", val_images=128, train_subset=128),
                           device="cpu", seed=2)
     row = next(r for r in rows if r["model"] == "igcv3_0.5d_cifar10" and r["seed"] == 2)
     assert row["scores"]["proxy"] == trial.val_acc
