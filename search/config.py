@@ -79,6 +79,14 @@ class SearchConfig:
         """Latency is measured only when it is an objective or constrained."""
         return "latency" in self.objectives or self.max_latency_ms is not None
 
+    def search_settings(self) -> dict[str, Any]:
+        """The settings that define what a run searches, besides its objectives (which the study holds
+        as its directions): every process of one study must share them, or it would mix two searches.
+        With latency measured, also where and how (one run's latencies must be comparable)."""
+        keys = ("space", "shared_block", "dataset") + (
+            ("latency", "latency_device", "latency_batch", "latency_threads") if self.uses_latency else ())
+        return {k: getattr(self, k) for k in keys}
+
     def objective_set(self) -> Objectives:
         return Objectives.parse(self.objectives)
 

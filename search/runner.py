@@ -33,12 +33,7 @@ from search.results.rung_view import rung_view
 from search.results.summary import write_artifacts
 from search.train.data import default_num_classes
 
-__all__ = ["RESUME_FIXED", "check_resume", "export_trial_of_run", "finalize", "run_search"]
-
-# Settings that define what a run searches: a resume with other values would mix two searches.
-RESUME_FIXED = ("space", "shared_block", "dataset", "objectives")
-# ... and, when the run measures latency, where and how (one run's latencies must be comparable).
-RESUME_FIXED_LATENCY = ("latency", "latency_device", "latency_batch", "latency_threads")
+__all__ = ["check_resume", "export_trial_of_run", "finalize", "run_search"]
 
 
 def run_search(cfg: SearchConfig) -> dict[str, Any]:
@@ -121,9 +116,9 @@ def _first_missing(path: Path) -> Path | None:
 
 
 def check_resume(cfg: SearchConfig) -> SearchConfig:
-    """``--resume`` continues a run that exists, with the settings that define its search: refused
-    otherwise, before anything is written. Returns ``cfg`` with the run's proxy recipe (its
-    ``--rungs``/``--eta``/``--repeats`` come from the study: ``open_run``)."""
+    """``--resume`` continues a run that exists: refused otherwise, before anything is written.
+    Returns ``cfg`` with the run's proxy recipe. (The study checks the settings that define its
+    search and gives its ``--rungs``/``--eta``/``--repeats``: ``open_run``.)"""
     run_dir = cfg.run_dir
     if cfg.storage is None and not (run_dir / "study.journal").exists():
         raise SearchError(f"--resume: there is no run {cfg.name!r} in {cfg.results_dir} (no {run_dir / 'study.journal'}); "
@@ -135,21 +130,8 @@ def check_resume(cfg: SearchConfig) -> SearchConfig:
         return cfg
     try:
         launch = json.loads(path.read_text()).get("launches", [{}])[0]
-        first = launch.get("config", {})
     except (ValueError, AttributeError, IndexError):
         return cfg  # an unreadable run.json is rewritten; the study itself is the record
-    current = json.loads(json.dumps(cfg.to_dict(), default=str))  # as run.json holds it (tuples -> lists)
-    fixed = RESUME_FIXED + (RESUME_FIXED_LATENCY if cfg.uses_latency else ())
-    if "objectives" not in first:  # a run from before --objectives optimised the default ones
-        first = {**first, "objectives": list(SearchConfig.objectives)}
-    changed = [k for k in fixed if k in first and first[k] != current[k]]
-    if changed:
-        def shown(v: Any) -> Any:
-            return ",".join(map(str, v)) if isinstance(v, list) else v
-        was = ", ".join(f"--{k.replace('_', '-')} {shown(first[k])}" for k in changed)
-        now = ", ".join(f"--{k.replace('_', '-')} {shown(current[k])}" for k in changed)
-        raise SearchError(f"--resume: run {cfg.name!r} was made with {was}, not {now}; resume it with the same "
-                          "settings or start a new --name")
     return _resumed_proxy(cfg, launch)
 
 

@@ -20,7 +20,7 @@ from blocks import count_cost
 from search.config import SearchConfig
 from search.engine.ladder import Ladder
 from search.engine.prescreen import Prescreener, make_prescreener
-from search.engine.study import make_sampler, open_study, recorded_ladder
+from search.engine.study import STUDY_LADDER, check_search, make_sampler, open_study, recorded_settings
 from search.engine.trial import AfterTrial, TrialSteps
 from search.errors import SearchError
 from search.train.data import load_dataset
@@ -117,9 +117,9 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     device = worker_device(resolve_device(cfg.device), worker_index,
                            torch.cuda.device_count() if torch.cuda.is_available() else 0)
     proxy = proxy_config(cfg, device)
-    unset = None in (cfg.rungs, cfg.eta, cfg.repeats)
-    recorded = recorded_ladder(cfg.storage_url, cfg.name) if unset and (cfg.resume or not create) else None
-    cfg = cfg.with_ladder_defaults(proxy_name(cfg, device), recorded).validate()
+    recorded = recorded_settings(cfg.storage_url, cfg.name) if cfg.resume or not create else {}
+    check_search(cfg.name, recorded, cfg.search_settings())  # before any data of another data set is loaded
+    cfg = cfg.with_ladder_defaults(proxy_name(cfg, device), recorded.get(STUDY_LADDER)).validate()
     try:
         space = get_space(cfg.space, dataset=cfg.dataset, shared_block=cfg.shared_block)
     except ValueError as exc:
@@ -135,7 +135,7 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed),
                        resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s,
                        objectives=cfg.objective_set(), recipe=accuracy_settings(dataclasses.asdict(proxy)),
-                       ladder=cfg.ladder_settings())
+                       ladder=cfg.ladder_settings(), search=cfg.search_settings())
     seed, origin = sampler_seed(cfg, worker_index, len(study.get_trials(deepcopy=False)))
     if seed != cfg.seed or origin != "--seed":
         study.sampler = make_sampler(cfg.sampler, seed)

@@ -39,6 +39,7 @@ DEFAULT_HEARTBEAT_GRACE_S = 60.0  # --heartbeat-grace
 HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (tests run "hosts" on one machine)
 STUDY_RECIPE = "proxy_recipe"  # study attribute: the accuracy settings of the proxy its trials train with
 STUDY_LADDER = "ladder"  # study attribute: --rungs, --eta, --repeats, which decide what jobs are due
+STUDY_SEARCH = "search"  # study attribute: --space, --shared-block, --dataset (and the latency target)
 
 
 def host_id() -> str:
@@ -132,7 +133,8 @@ def open_storage(url: str, heartbeat_grace_s: float | None = None, *,
 
 def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool,
                heartbeat_grace_s: float | None = None, objectives: Objectives | None = None,
-               recipe: dict[str, Any] | None = None, ladder: dict[str, Any] | None = None) -> optuna.Study:
+               recipe: dict[str, Any] | None = None, ladder: dict[str, Any] | None = None,
+               search: dict[str, Any] | None = None) -> optuna.Study:
     """Create the study, or load it when ``resume`` (or when joining workers) and it exists.
 
     ``objectives`` (default: accuracy, macs) become the study's directions and metric names; an
@@ -140,7 +142,9 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
     proxy this process trains with) is recorded by the study that it creates; an existing study that
     recorded another is refused, so no process, on any host, adds accuracies of another recipe.
     ``ladder`` (``SearchConfig.ladder_settings``) is recorded and checked alike: a process promoting
-    with another ``--rungs``/``--eta``/``--repeats`` would start jobs the others never would."""
+    with another ``--rungs``/``--eta``/``--repeats`` would start jobs the others never would.
+    ``search`` (``SearchConfig.search_settings``) alike: a process of another space or data set
+    would add trials of another search (a resume, a host joining a ``--storage`` study)."""
     objectives = objectives or Objectives.parse(DEFAULT_OBJECTIVES)
     storage = open_storage(storage_url, heartbeat_grace_s)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
@@ -158,6 +162,8 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
             raise StudyError(f"study {study_name!r} optimises {','.join(existing.names)}, not "
                              f"{','.join(objectives.names)}; resume it with --objectives {','.join(existing.names)} "
                              "or start a new --name")
+        if search is not None:
+            check_search(study_name, study.user_attrs, search)
     else:
         study = optuna.create_study(
             storage=storage, study_name=study_name, sampler=sampler, directions=objectives.directions, load_if_exists=True
@@ -170,23 +176,24 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
         if ladder is not None:
             check_ladder(study, ladder)
     else:
-        for attr, value in ((STUDY_RECIPE, recipe), (STUDY_LADDER, ladder)):
+        for attr, value in ((STUDY_RECIPE, recipe), (STUDY_LADDER, ladder), (STUDY_SEARCH, search)):
             if value is not None:
                 study.set_user_attr(attr, value)
     return study
 
 
-def recorded_ladder(storage_url: str, study_name: str) -> dict[str, Any] | None:
-    """The ``--rungs``/``--eta``/``--repeats`` an existing study recorded (``open_study``), read
-    without writing; None where there is no such study or record yet. What a resume or a joining
-    host leaves out is taken from here: the study, not a file of one host, is the run's record."""
+def recorded_settings(storage_url: str, study_name: str) -> dict[str, Any]:
+    """The attributes an existing study recorded (``open_study``: recipe, ladder, search), read
+    without writing; empty where there is no such study yet. A resume or a joining host checks its
+    settings against them before it loads any data, and takes the ladder it leaves out from them:
+    the study, not a file of one host, is the run's record."""
     path = journal_path(storage_url)
     if path is not None and not path.exists():
-        return None
+        return {}
     try:
-        return load_study_readonly(storage_url, study_name).user_attrs.get(STUDY_LADDER)
+        return dict(load_study_readonly(storage_url, study_name).user_attrs)
     except StudyError:  # no such study (open_study says so), or a journal to repair first (open_study does)
-        return None
+        return {}
 
 
 def check_ladder(study: optuna.Study, ladder: dict[str, Any]) -> None:
@@ -200,6 +207,21 @@ def check_ladder(study: optuna.Study, ladder: dict[str, Any]) -> None:
         return " ".join(f"--{k} {v}" for k, v in values.items() if v is not None)
     raise StudyError(f"study {study.study_name!r} promotes and repeats with {flags(recorded)}, not {flags(ladder)}; "
                      "join it with those (they decide which promotions and repeats are due), or start a new --name")
+
+
+def check_search(study_name: str, attrs: dict[str, Any], search: dict[str, Any]) -> None:
+    """Refuse a process whose ``search`` settings differ from those a study recorded in its ``attrs``
+    (only the recorded keys are compared; a study from before the record has none: nothing to check)."""
+    recorded = attrs.get(STUDY_SEARCH) or {}
+    changed = [k for k in recorded if k in search and recorded[k] != search[k]]
+    if not changed:
+        return
+
+    def flags(values: dict[str, Any]) -> str:
+        shown = {True: "--{}", False: "no --{}"}
+        return ", ".join(shown.get(values[k], "--{} " + str(values[k])).format(k.replace("_", "-")) for k in changed)
+    raise StudyError(f"run {study_name!r} was made with {flags(recorded)}, not {flags(search)}; resume or join "
+                     "it with the same settings, or start a new --name")
 
 
 def check_recipe(study: optuna.Study, recipe: dict[str, Any]) -> None:

@@ -158,10 +158,13 @@ def test_a_run_in_which_every_trial_failed_exits_1(tmp_path, capsys):
 
 
 def test_resume_with_another_space_or_block_sharing_is_refused_and_changes_nothing(tmp_path, capsys):
+    """The study records what the run searches: a resume, or a host joining it with no run.json of
+    its own, that would search another space or data set is refused before it loads any data."""
     base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "r"]
     code, err = run_main(base, capsys)
     assert code == 0, err
     run_dir = tmp_path / "r"
+    (run_dir / "run.json").unlink()  # as on another host: the study alone says what the run searches
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     for extra in (["--space", "shufflenet"], ["--shared-block"], ["--dataset", "cifar100"]):
         code, err = run_main([*base, "--resume", "--budget", "2", *extra], capsys)

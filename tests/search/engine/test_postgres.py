@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from search.config import SearchConfig
 from search.engine.heartbeat import Heartbeat, budget_lock, recover_stale
 from search.engine.rdb import advisory_lock, lock_key, retry
-from search.engine.study import StudyError, claim, make_sampler, open_study, recorded_ladder
+from search.engine.study import StudyError, claim, make_sampler, STUDY_LADDER, STUDY_SEARCH, open_study, recorded_settings
 
 
 def study_on(url: str, grace: float, name: str = "s") -> optuna.Study:
@@ -139,17 +139,21 @@ def test_wrong_password_or_database_is_one_study_error(pg_server):
 
 
 @pytest.mark.parametrize("storage", ["postgresql", "journal"])
-def test_a_joining_process_reads_the_studys_ladder_without_writing(storage, pg_url, tmp_path):
-    """What a resume or a joining host that leaves out --rungs/--eta/--repeats takes; None where the
-    study does not exist (yet): a fresh run takes the preset's, and no journal is created by asking."""
+def test_a_joining_process_reads_the_studys_settings_without_writing(storage, pg_url, tmp_path):
+    """What a resume or a joining host checks itself against, and takes --rungs/--eta/--repeats from
+    when it leaves them out; nothing where the study does not exist (yet): a fresh run takes the
+    preset's, and asking creates no journal."""
     url = pg_url if storage == "postgresql" else f"journal://{tmp_path / 'study.journal'}"
-    ladder = {"rungs": 2, "eta": 2, "repeats": 3}
-    assert recorded_ladder(url, "ladder") is None
+    ladder, search = {"rungs": 2, "eta": 2, "repeats": 3}, {"space": "seesaw", "shared_block": False, "dataset": "cifar10"}
+    assert recorded_settings(url, "ladder") == {}
     assert storage == "postgresql" or not (tmp_path / "study.journal").exists()
-    open_study(url, "ladder", make_sampler("random", 0), resume=False, ladder=ladder)
-    assert recorded_ladder(url, "ladder") == ladder and recorded_ladder(url, "other") is None
-    joined = SearchConfig(space="seesaw", budget=1).with_ladder_defaults(
-        "gpu", recorded_ladder(url, "ladder"))
+    open_study(url, "ladder", make_sampler("random", 0), resume=False, ladder=ladder, search=search)
+    recorded = recorded_settings(url, "ladder")
+    assert (recorded[STUDY_LADDER], recorded[STUDY_SEARCH]) == (ladder, search) and recorded_settings(url, "other") == {}
+    joined = SearchConfig(space="seesaw", budget=1).with_ladder_defaults("gpu", recorded[STUDY_LADDER])
     assert joined.ladder_settings() == ladder  # not the gpu preset's 3 rungs, eta 3, 3 repeats
     given = SearchConfig(space="seesaw", budget=1, repeats=1).with_ladder_defaults("gpu", ladder)
     assert given.ladder_settings() == {**ladder, "repeats": 1}  # a value given wins (check_ladder then refuses it)
+    with pytest.raises(StudyError, match=r"was made with --space seesaw, no --shared-block, not --space shufflenet, --shared-block"):
+        open_study(url, "ladder", make_sampler("random", 0), resume=True,
+                   search={**search, "space": "shufflenet", "shared_block": True})
