@@ -117,8 +117,10 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     device = worker_device(resolve_device(cfg.device), worker_index,
                            torch.cuda.device_count() if torch.cuda.is_available() else 0)
     proxy = proxy_config(cfg, device)
-    recorded = recorded_settings(cfg.storage_url, cfg.name) if cfg.resume or not create else {}
-    check_search(cfg.name, recorded, cfg.search_settings())  # before any data of another data set is loaded
+    # A resume or a joining host reads the study's record before it loads any data; extra workers get
+    # the launching process's checked, resolved cfg (open_study checks them all again).
+    recorded = recorded_settings(cfg.storage_url, cfg.name) if create and cfg.resume else {}
+    check_search(cfg.name, recorded, cfg.search_settings())
     cfg = cfg.with_ladder_defaults(proxy_name(cfg, device), recorded.get(STUDY_LADDER)).validate()
     try:
         space = get_space(cfg.space, dataset=cfg.dataset, shared_block=cfg.shared_block)
