@@ -52,15 +52,21 @@ def run_one(job: dict) -> dict:
     import torch
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+    from search.train.augment import AugmentConfig
     from search.train.data import load_dataset
     from search.train.proxy import PRESETS, build_proxy_model, train_proxy
     from search.train.trainer import Trainer
     from space.references import get_reference
 
     torch.set_num_threads(1)
-    config = dataclasses.replace(PRESETS[job["preset"]], val_images=job["val_images"], **job["overrides"]).validate()
+    config = dataclasses.replace(PRESETS[job["preset"]], val_images=job["val_images"], **job["overrides"])
+    if job.get("no_augment"):
+        config = dataclasses.replace(config, augment=AugmentConfig(crop_padding=0, flip=False))
+    config.validate()
     data = load_dataset(job["dataset"], job["data_dir"], device="cpu", val_size=job["val_size"])
     model = build_proxy_model(get_reference(job["model"]).spec, config, data.num_classes, job["seed"])
+    if job.get("zero_init_residual"):
+        zero_init_residual(model)
     emas = {d: AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True) for d in job["ema"]}
 
     def on_step(step: int, total: int) -> None:
@@ -99,6 +105,22 @@ def run_one(job: dict) -> dict:
             "correct": numpy.packbits(correct).tobytes().hex(), "scored_images": scored,
             **({"correct_flip": numpy.packbits(correct_flip).tobytes().hex()} if correct_flip is not None else {}),
             "train_loss": [h.train_loss for h in result.history], "train_time_s": result.train_time_s, "wall_s": wall}
+
+
+def zero_init_residual(model) -> int:
+    """Zero the scale of the last BN of every residual inverted-residual block (its output starts as
+    0, the block as the identity: Goyal et al. 2017, timm's ``zero_init_last``); returns how many."""
+    import torch.nn as nn
+
+    from blocks.inverted_residual import InvertedResidual
+
+    zeroed = 0
+    for block in model.modules():
+        if isinstance(block, InvertedResidual) and block.use_residual:
+            last_bn = [m for m in block.pw2.modules() if isinstance(m, nn.BatchNorm2d)][-1]
+            nn.init.zeros_(last_bn.weight)
+            zeroed += 1
+    return zeroed
 
 
 def job_key(job: dict) -> str:
@@ -194,6 +216,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="also score as trained on the first N held-out images (N <= --val-size)")
     p.add_argument("--flip", action="store_true",
                    help="also score with test-time flips: the mean of the logits of each image and its mirror")
+    p.add_argument("--no-augment", action="store_true", help="train without random crops and flips")
+    p.add_argument("--zero-init-residual", action="store_true",
+                   help="start every residual block as the identity (its last BN scale at 0)")
     from search.train.proxy import PRESETS, add_override_flags, overrides_from
     from space.references import get_reference
 
@@ -215,7 +240,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     overrides = overrides_from(args, OVERRIDABLE)
     jobs = [{"model": m, "seed": s, "preset": args.preset, "overrides": overrides, "dataset": args.dataset,
              "data_dir": args.data_dir, "val_size": args.val_size, "val_images": args.val_images,
-             "recal": args.recal, "ema": args.ema, "score_images": args.score_images, **({"flip": True} if args.flip else {})} for s in args.seeds for m in args.models]
+             "recal": args.recal, "ema": args.ema, "score_images": args.score_images, **({"flip": True} if args.flip else {}),
+             **({"no_augment": True} if args.no_augment else {}),
+             **({"zero_init_residual": True} if args.zero_init_residual else {})} for s in args.seeds for m in args.models]
     out = Path(args.out)
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     keys = {job_key(j) for j in jobs}

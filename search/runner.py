@@ -18,14 +18,11 @@ from typing import Any
 
 from search.config import SearchConfig
 from search.engine.heartbeat import budget_lock
-from search.engine.session import Run, open_run, proxy_config, proxy_name
+from search.engine.session import Run, open_run, proxy_name
 from search.engine.study import enqueue_references, finished_count, load_study_readonly, recover_stale_trials
 from search.engine.attributes import ATTR
 from search.engine.ladder import open_jobs_study, planned_units, training_cost
 from search.errors import SearchError
-from search.train.augment import AugmentConfig
-from search.train.proxy import PRESETS, ProxyConfig, accuracy_settings
-from search.train.trainer import resolve_device
 from search.executors import local, ray_tune
 from search.results.artifacts import write_run_json
 from search.results.export import export_trial
@@ -50,7 +47,7 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     if not cfg.resume and journal.exists() and cfg.storage is None:
         raise SearchError(f"{run_dir} already holds a search; pass --resume to continue it or --name for a new run")
     if cfg.resume:
-        cfg = check_resume(cfg)
+        check_resume(cfg)
     created = _first_missing(run_dir.resolve())
     try:
         run = open_run(cfg, create=True)
@@ -115,46 +112,16 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
-def check_resume(cfg: SearchConfig) -> SearchConfig:
-    """``--resume`` continues a run that exists: refused otherwise, before anything is written.
-    Returns ``cfg`` with the run's proxy recipe. (The study checks the settings that define its
-    search and gives its ``--rungs``/``--eta``/``--repeats``: ``open_run``.)"""
+def check_resume(cfg: SearchConfig) -> None:
+    """``--resume`` continues a run that exists: refused otherwise, before anything is written. (The
+    study checks the settings that define its search and gives its proxy recipe and its
+    ``--rungs``/``--eta``/``--repeats``: ``open_run``.)"""
     run_dir = cfg.run_dir
     if cfg.storage is None and not (run_dir / "study.journal").exists():
         raise SearchError(f"--resume: there is no run {cfg.name!r} in {cfg.results_dir} (no {run_dir / 'study.journal'}); "
                           "leave out --resume to start it")
     if run_dir.exists() and not os.access(run_dir, os.W_OK):
         raise SearchError(f"--resume: the run folder {run_dir} is not writable")
-    path = run_dir / "run.json"
-    if not path.exists():
-        return cfg
-    try:
-        launch = json.loads(path.read_text()).get("launches", [{}])[0]
-    except (ValueError, AttributeError, IndexError):
-        return cfg  # an unreadable run.json is rewritten; the study itself is the record
-    return _resumed_proxy(cfg, launch)
-
-
-def _resumed_proxy(cfg: SearchConfig, launch: dict[str, Any]) -> SearchConfig:
-    """``cfg`` set to train with the proxy recipe a run recorded at its first ``launch`` (run.json),
-    even when the preset has changed since or ``--proxy auto`` would pick another on this host.
-    Proxy settings that change what a trial's accuracy means (another ``--proxy``, ``--epochs`` ...)
-    are refused: one study would hold two recipes' accuracies."""
-    name, recorded = launch.get("proxy_name"), launch.get("proxy")
-    if name not in PRESETS or not isinstance(recorded, dict):
-        return cfg  # a run from before run.json recorded its proxy
-    fields = {f.name for f in dataclasses.fields(ProxyConfig)}
-    values = {k: (AugmentConfig(**v) if k == "augment" else v) for k, v in recorded.items() if k in fields}
-    kept = dataclasses.replace(cfg, proxy=name, proxy_overrides={
-        **{k: v for k, v in values.items() if getattr(PRESETS[name], k) != v}, **cfg.proxy_overrides})
-    now = proxy_config(cfg if cfg.proxy not in ("auto", name) else kept, resolve_device(cfg.device))
-    was, given = accuracy_settings({k: recorded[k] for k in values}), accuracy_settings(dataclasses.asdict(now))
-    changed = [k for k in sorted(was) if was[k] != given.get(k)]  # fields added since are not in was: the preset's
-    if changed:
-        shown = ", ".join(f"{k} {was[k]!r} -> {given.get(k)!r}" for k in changed)
-        raise SearchError(f"--resume: run {cfg.name!r} trained its networks with the {name} proxy; these settings "
-                          f"change it ({shown}); leave them out to continue with the run's, or start a new --name")
-    return kept
 
 
 def finalize(run: Run) -> dict[str, Any]:

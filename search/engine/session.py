@@ -20,10 +20,12 @@ from blocks import count_cost
 from search.config import SearchConfig
 from search.engine.ladder import Ladder
 from search.engine.prescreen import Prescreener, make_prescreener
-from search.engine.study import STUDY_LADDER, check_search, make_sampler, open_study, recorded_settings
+from search.engine.study import (STUDY_LADDER, STUDY_PROXY, STUDY_RECIPE, check_search, make_sampler, open_study,
+                                 recorded_settings)
 from search.engine.trial import AfterTrial, TrialSteps
 from search.errors import SearchError
 from search.train.data import load_dataset
+from search.train.augment import AugmentConfig
 from search.train.evaluator import ProxyEvaluator
 from search.train.proxy import PRESETS, ProxyConfig, accuracy_settings
 from search.train.trainer import resolve_device
@@ -74,6 +76,29 @@ def proxy_config(cfg: SearchConfig, device: str) -> ProxyConfig:
         raise SearchError(f"bad proxy setting: {exc}") from None
 
 
+def recorded_proxy(cfg: SearchConfig, attrs: dict[str, Any], device: str) -> SearchConfig:
+    """``cfg`` set to train with the proxy recipe a study recorded (``attrs``: ``recorded_settings``),
+    even when the preset has changed since or ``--proxy auto`` would pick another on this host.
+    Proxy settings that change what a trial's accuracy means (another ``--proxy``, ``--epochs`` ...)
+    are refused: one study would hold two recipes' accuracies. A study from before the preset's
+    name was recorded gives nothing to take: ``open_study`` still refuses another recipe."""
+    name, recorded = attrs.get(STUDY_PROXY), attrs.get(STUDY_RECIPE)
+    if name not in PRESETS or not isinstance(recorded, dict):
+        return cfg
+    fields = {f.name for f in dataclasses.fields(ProxyConfig)}
+    values = {k: (AugmentConfig(**v) if k == "augment" else v) for k, v in recorded.items() if k in fields}
+    kept = dataclasses.replace(cfg, proxy=name, proxy_overrides={
+        **{k: v for k, v in values.items() if getattr(PRESETS[name], k) != v}, **cfg.proxy_overrides})
+    now = proxy_config(cfg if cfg.proxy not in ("auto", name) else kept, device)
+    given = accuracy_settings(dataclasses.asdict(now))
+    changed = [k for k in sorted(recorded) if recorded[k] != given.get(k)]  # fields added since are not recorded: the preset's
+    if changed:
+        shown = ", ".join(f"{k} {recorded[k]!r} -> {given.get(k)!r}" for k in changed)
+        raise SearchError(f"--resume: run {cfg.name!r} trained its networks with the {name} proxy; these settings "
+                          f"change it ({shown}); leave them out to continue with the run's, or start a new --name")
+    return kept
+
+
 def configure_logging(run_dir: Path, worker_index: int) -> None:
     """Per-trial lines go to results/<name>/search.log (all workers append to one file)."""
     try:
@@ -116,10 +141,12 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     before anything is written: a refused run leaves no run folder, log or study behind."""
     device = worker_device(resolve_device(cfg.device), worker_index,
                            torch.cuda.device_count() if torch.cuda.is_available() else 0)
-    proxy = proxy_config(cfg, device)
-    # A resume or a joining host reads the study's record before it loads any data; extra workers get
-    # the launching process's checked, resolved cfg (open_study checks them all again).
+    # A resume or a joining host reads the study's record before it loads any data, and takes the
+    # proxy recipe from it; extra workers get the launching process's checked, resolved cfg
+    # (open_study checks them all again).
     recorded = recorded_settings(cfg.storage_url, cfg.name) if create and cfg.resume else {}
+    cfg = recorded_proxy(cfg, recorded, device)
+    proxy = proxy_config(cfg, device)
     check_search(cfg.name, recorded, cfg.search_settings())
     cfg = cfg.with_ladder_defaults(proxy_name(cfg, device), recorded.get(STUDY_LADDER)).validate()
     try:
@@ -137,7 +164,7 @@ def open_run(cfg: SearchConfig, worker_index: int = 0, *, create: bool = False) 
     study = open_study(cfg.storage_url, cfg.name, make_sampler(cfg.sampler, cfg.seed),
                        resume=cfg.resume or not create, heartbeat_grace_s=cfg.heartbeat_grace_s,
                        objectives=cfg.objective_set(), recipe=accuracy_settings(dataclasses.asdict(proxy)),
-                       ladder=cfg.ladder_settings(), search=cfg.search_settings())
+                       ladder=cfg.ladder_settings(), search=cfg.search_settings(), proxy=proxy_name(cfg, device))
     seed, origin = sampler_seed(cfg, worker_index, len(study.get_trials(deepcopy=False)))
     if seed != cfg.seed or origin != "--seed":
         study.sampler = make_sampler(cfg.sampler, seed)

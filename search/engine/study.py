@@ -40,6 +40,7 @@ HOST_ID_ENV = "SEESAW_HOST_ID"  # overrides the host name a worker records (test
 STUDY_RECIPE = "proxy_recipe"  # study attribute: the accuracy settings of the proxy its trials train with
 STUDY_LADDER = "ladder"  # study attribute: --rungs, --eta, --repeats, which decide what jobs are due
 STUDY_SEARCH = "search"  # study attribute: --space, --shared-block, --dataset (and the latency target)
+STUDY_PROXY = "proxy"  # study attribute: the name of the proxy preset its recipe started from
 
 
 def host_id() -> str:
@@ -134,7 +135,7 @@ def open_storage(url: str, heartbeat_grace_s: float | None = None, *,
 def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler, *, resume: bool,
                heartbeat_grace_s: float | None = None, objectives: Objectives | None = None,
                recipe: dict[str, Any] | None = None, ladder: dict[str, Any] | None = None,
-               search: dict[str, Any] | None = None) -> optuna.Study:
+               search: dict[str, Any] | None = None, proxy: str | None = None) -> optuna.Study:
     """Create the study, or load it when ``resume`` (or when joining workers) and it exists.
 
     ``objectives`` (default: accuracy, macs) become the study's directions and metric names; an
@@ -144,7 +145,8 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
     ``ladder`` (``SearchConfig.ladder_settings``) is recorded and checked alike: a process promoting
     with another ``--rungs``/``--eta``/``--repeats`` would start jobs the others never would.
     ``search`` (``SearchConfig.search_settings``) alike: a process of another space or data set
-    would add trials of another search (a resume, a host joining a ``--storage`` study)."""
+    would add trials of another search (a resume, a host joining a ``--storage`` study). ``proxy``,
+    the preset's name, is only recorded: with the recipe, it lets a resume rebuild the proxy."""
     objectives = objectives or Objectives.parse(DEFAULT_OBJECTIVES)
     storage = open_storage(storage_url, heartbeat_grace_s)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
@@ -176,17 +178,17 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
         if ladder is not None:
             check_ladder(study, ladder)
     else:
-        for attr, value in ((STUDY_RECIPE, recipe), (STUDY_LADDER, ladder), (STUDY_SEARCH, search)):
+        for attr, value in ((STUDY_RECIPE, recipe), (STUDY_LADDER, ladder), (STUDY_SEARCH, search), (STUDY_PROXY, proxy)):
             if value is not None:
                 study.set_user_attr(attr, value)
     return study
 
 
 def recorded_settings(storage_url: str, study_name: str) -> dict[str, Any]:
-    """The attributes an existing study recorded (``open_study``: recipe, ladder, search), read
-    without writing; empty where there is no such study yet. A resume or a joining host checks its
-    settings against them before it loads any data, and takes the ladder it leaves out from them:
-    the study, not a file of one host, is the run's record."""
+    """The attributes an existing study recorded (``open_study``: proxy and recipe, ladder, search),
+    read without writing; empty where there is no such study yet. A resume or a joining host checks
+    its settings against them before it loads any data, and takes the proxy recipe and the ladder it
+    leaves out from them: the study, not a file of one host, is the run's record."""
     path = journal_path(storage_url)
     if path is not None and not path.exists():
         return {}

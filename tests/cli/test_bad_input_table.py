@@ -3,6 +3,7 @@ stderr, exit status 2, and nothing created on disk (no run folder, no journal, n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 import yaml
 
 import launch_search
-from search.engine.study import STUDY_RECIPE, load_study_readonly, make_sampler, open_study
+from search.engine.study import STUDY_PROXY, STUDY_RECIPE, StudyError, load_study_readonly, make_sampler, open_study
+from search.train.proxy import PRESETS, accuracy_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--dataset", "synthetic", "--proxy", "smoke", "--width-scale", "0.25", "--device", "cpu", "--val-size", "64",
@@ -191,24 +193,25 @@ def test_a_resume_without_ladder_options_continues_with_the_studys_even_without_
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
 
 
-def test_a_resume_trains_with_the_runs_proxy_recipe_and_refuses_settings_that_change_it(tmp_path, capsys):
-    """The recipe run.json recorded is the run's: a resume keeps it even after the preset changed (the
-    recorded lr is edited here, in run.json and the study, to stand for an older preset), with or
-    without the run's own flags; flags that change it are refused in one line and change nothing."""
+def test_a_resume_trains_with_the_studys_proxy_recipe_and_refuses_settings_that_change_it(tmp_path, capsys):
+    """The recipe the study recorded is the run's: a resume keeps it even after the preset changed (the
+    recorded lr is edited here, in the study only, to stand for an older preset) and with run.json
+    gone, with or without the run's own flags; flags that change it are refused in one line and
+    change nothing."""
     base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "p"]
     code, err = run_main(base, capsys)
     assert code == 0, err
     run_dir = tmp_path / "p"
-    doc = json.loads((run_dir / "run.json").read_text())
-    doc["launches"][0]["proxy"]["lr"] = 0.0123
-    (run_dir / "run.json").write_text(json.dumps(doc))
+    (run_dir / "run.json").unlink()
     study = open_study(f"journal://{run_dir.resolve() / 'study.journal'}", "p", make_sampler("random", 0), resume=True)
+    assert study.user_attrs[STUDY_PROXY] == "smoke"
     study.set_user_attr(STUDY_RECIPE, {**study.user_attrs[STUDY_RECIPE], "lr": 0.0123})
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
-    for extra in (["--epochs", "0.02"], ["--width-scale", "0.5"], ["--proxy", "cpu", "--epochs", "1"]):
+    for extra, shown in ((["--epochs", "0.02"], "epochs 0.01 -> 0.02"), (["--width-scale", "0.5"], "width_scale 0.25 -> 0.5"),
+                         (["--proxy", "cpu", "--epochs", "1"], "lr 0.0123 -> 0.05")):
         code, err = run_main([*base, "--resume", "--budget", "2", *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
-        assert "trained its networks with the smoke proxy" in err and "leave them out" in err, err
+        assert "trained its networks with the smoke proxy" in err and shown in err and "leave them out" in err, err
         assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before, extra
     code, err = run_main([*base, "--resume", "--budget", "2"], capsys)  # the run's own flags
     assert code == 0, err
@@ -216,26 +219,21 @@ def test_a_resume_trains_with_the_runs_proxy_recipe_and_refuses_settings_that_ch
                           "--val-size", "64", "--no-references", "--resume", "--budget", "3"], capsys)  # none at all
     assert code == 0, err
     launches = json.loads((run_dir / "run.json").read_text())["launches"]
-    assert [launch["proxy"]["lr"] for launch in launches] == [0.0123] * 3
-    assert [launch["proxy"]["epochs"] for launch in launches] == [0.01] * 3
+    assert [launch["proxy_name"] for launch in launches] == ["smoke"] * 2
+    assert [launch["proxy"]["lr"] for launch in launches] == [0.0123] * 2
+    assert [launch["proxy"]["epochs"] for launch in launches] == [0.01] * 2
     assert len({json.dumps(launch["proxy"], sort_keys=True) for launch in launches}) == 1
 
 
-def test_the_study_refuses_trials_of_another_proxy_recipe_even_without_run_json(tmp_path, capsys):
-    """The study records its recipe too: a process with no run.json to read (another host's folder,
-    a lost file) that would train with other settings is refused, and the study keeps its trials."""
-    base = ["--budget", "1", "--no-references", *FAST, "--epochs", "0.01", "--results-dir", str(tmp_path), "--name", "q"]
-    code, err = run_main(base, capsys)
-    assert code == 0, err
-    run_dir = tmp_path / "q"
-    (run_dir / "run.json").unlink()
-    journal = (run_dir / "study.journal").read_bytes()
-    code, err = run_main([*base, "--resume", "--budget", "2", "--epochs", "0.02"], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "another proxy recipe (epochs 0.01 -> 0.02)" in err and "--name" in err, err
-    assert (run_dir / "study.journal").read_bytes() == journal and not (run_dir / "run.json").exists()
-    code, err = run_main([*base, "--resume", "--budget", "2"], capsys)  # the run's own recipe joins
-    assert code == 0, err
+def test_a_study_without_the_presets_name_still_refuses_another_recipe(tmp_path):
+    """A study that recorded a recipe but not its preset's name (made before the name was recorded)
+    gives a resume nothing to take; opening it with another recipe is still refused."""
+    url = f"journal://{tmp_path / 'study.journal'}"
+    recipe = accuracy_settings(dataclasses.asdict(PRESETS["smoke"]))
+    open_study(url, "old", make_sampler("random", 0), resume=False, recipe=recipe)
+    open_study(url, "old", make_sampler("random", 0), resume=True, recipe=recipe)  # the same recipe joins
+    with pytest.raises(StudyError, match=r"another proxy recipe \(epochs 1 -> 2\)"):
+        open_study(url, "old", make_sampler("random", 0), resume=True, recipe={**recipe, "epochs": 2})
 
 
 def test_the_study_refuses_a_process_with_other_rungs_eta_or_repeats_even_without_run_json(tmp_path, capsys):

@@ -177,6 +177,6 @@ def test_a_host_with_another_proxy_recipe_is_refused_and_the_study_keeps_its_tri
     wait_all({"host-b": joiner}, tmp_path)
     err = (tmp_path / "host-b" / "stderr").read_text()
     assert joiner.returncode == 2 and len(err.strip().splitlines()) == 1, err
-    assert "another proxy recipe (epochs 1 -> 2.0)" in err, err
+    assert "trained its networks with the smoke proxy; these settings change it (epochs 1 -> 2.0)" in err, err
     assert not (tmp_path / "host-b" / NAME).exists()  # the refused host wrote no run folder
     assert [(t.number, t.state) for t in load(pg_url)] == [(t.number, t.state) for t in trials]
