@@ -64,7 +64,9 @@ def run_one(job: dict) -> dict:
         config = dataclasses.replace(config, augment=AugmentConfig(crop_padding=0, flip=False))
     config.validate()
     data = load_dataset(job["dataset"], job["data_dir"], device="cpu", val_size=job["val_size"])
-    model = build_proxy_model(get_reference(job["model"]).spec, config, data.num_classes, job["seed"])
+    # --init-seed / --data-seed hold one source of randomness fixed while the seed varies the other
+    init_seed, data_seed = job.get("init_seed", job["seed"]), job.get("data_seed", job["seed"])
+    model = build_proxy_model(get_reference(job["model"]).spec, config, data.num_classes, init_seed)
     if job.get("zero_init_residual"):
         zero_init_residual(model)
     emas = {d: AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True) for d in job["ema"]}
@@ -74,11 +76,11 @@ def run_one(job: dict) -> dict:
             ema.update_parameters(model)
 
     t0 = time.perf_counter()
-    result = train_proxy(model, data, config, device="cpu", seed=job["seed"], on_step=on_step)
+    result = train_proxy(model, data, config, device="cpu", seed=data_seed, on_step=on_step)
     wall = time.perf_counter() - t0
     scores = {"proxy": result.val_acc}
     # A second trainer over the trained model only to score it; training is over.
-    scorer = Trainer(model, config, device="cpu", seed=job["seed"], num_classes=data.num_classes, mean=data.mean,
+    scorer = Trainer(model, config, device="cpu", seed=data_seed, num_classes=data.num_classes, mean=data.mean,
                      std=data.std, train_images=result.train_images)
     val = (data.val_x[:config.val_images], data.val_y[:config.val_images])
     scored = max([config.val_images, *job["score_images"]])
@@ -219,6 +221,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--no-augment", action="store_true", help="train without random crops and flips")
     p.add_argument("--zero-init-residual", action="store_true",
                    help="start every residual block as the identity (its last BN scale at 0)")
+    p.add_argument("--init-seed", type=int, help="initial weights from this seed in every run (the seeds vary the data order)")
+    p.add_argument("--data-seed", type=int, help="data order and augmentation from this seed in every run (the seeds vary the "
+                   "initial weights)")
     from search.train.proxy import PRESETS, add_override_flags, overrides_from
     from space.references import get_reference
 
@@ -242,7 +247,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "data_dir": args.data_dir, "val_size": args.val_size, "val_images": args.val_images,
              "recal": args.recal, "ema": args.ema, "score_images": args.score_images, **({"flip": True} if args.flip else {}),
              **({"no_augment": True} if args.no_augment else {}),
-             **({"zero_init_residual": True} if args.zero_init_residual else {})} for s in args.seeds for m in args.models]
+             **({"zero_init_residual": True} if args.zero_init_residual else {}),
+             **({"init_seed": args.init_seed} if args.init_seed is not None else {}),
+             **({"data_seed": args.data_seed} if args.data_seed is not None else {})} for s in args.seeds for m in args.models]
     out = Path(args.out)
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     keys = {job_key(j) for j in jobs}

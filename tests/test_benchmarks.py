@@ -273,3 +273,37 @@ def test_proxy_spread_refuses_to_score_more_images_than_held_out(tmp_path, capsy
         main(["--dataset", "synthetic", "--val-size", "100", "--val-images", "100", "--score-images", "500", "--out", str(tmp_path / "s.jsonl")])
     assert exit_info.value.code == 2 and "cannot score 500 images out of --val-size 100" in capsys.readouterr().err
     assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_proxy_spread_holds_the_initial_weights_or_the_data_order_fixed_when_asked(tmp_path):
+    """--init-seed and --data-seed fix one source of randomness: with both fixed every seed trains the
+    same run; with the data order alone fixed the seeds still differ (their initial weights)."""
+    from benchmarks.proxy_spread import main
+
+    base = ["--preset", "smoke", "--dataset", "synthetic", "--models", "seesaw_0.5d_cifar10", "--seeds", "1", "2",
+            "--val-size", "128", "--val-images", "128", "--train-subset", "128"]
+    both = main([*base, "--init-seed", "7", "--data-seed", "7", "--out", str(tmp_path / "both.jsonl")])
+    assert both[0]["train_loss"] == both[1]["train_loss"] and both[0]["correct"] == both[1]["correct"]
+    data_only = main([*base, "--data-seed", "7", "--out", str(tmp_path / "data.jsonl")])
+    assert data_only[0]["train_loss"] != data_only[1]["train_loss"]
+    assert {r["seed"]: r["train_loss"] for r in data_only}[2] != {r["seed"]: r["train_loss"] for r in both}[2]
+    plain = main([*base, "--seeds", "1", "--out", str(tmp_path / "plain.jsonl")])
+    changed = main([*base, "--seeds", "1", "--no-augment", "--zero-init-residual", "--out", str(tmp_path / "other.jsonl")])
+    assert changed[0]["train_loss"] != plain[0]["train_loss"]
+
+
+def test_zero_init_residual_starts_every_residual_block_as_the_identity():
+    import torch
+
+    from benchmarks.proxy_spread import zero_init_residual
+    from blocks.inverted_residual import InvertedResidual
+    from search.train.proxy import build_proxy_model, get_preset
+    from space.references import get_reference
+
+    model = build_proxy_model(get_reference("mobilenetv2_cifar10").spec, get_preset("smoke"), 10, 0).eval()
+    residual = [m for m in model.modules() if isinstance(m, InvertedResidual) and m.use_residual]
+    assert zero_init_residual(model) == len(residual) > 0
+    with torch.no_grad():
+        for block in residual:  # a residual block keeps its width: its input has the last BN's channels
+            x = torch.randn(2, block.pw2[1].num_features, 8, 8)
+            assert torch.equal(block(x), x)
