@@ -12,7 +12,9 @@ with that run seed), scored on the first ``--val-images`` held-out images:
   buffers (decay D per step, ``torch.optim.swa_utils``), as averaged and with BN recomputed;
 - ``val N`` (``--score-images N ...``): as trained, on the first N held-out images;
 - ``flip`` / ``flip val N`` (``--flip``): the same, from the mean of the logits of each image and its
-  mirror image (test-time augmentation as in airbench).
+  mirror image (test-time augmentation as in airbench);
+- ``refit N`` (``--refit N ...``): the output bias refit on N training images first
+  (``Trainer.refit_output_bias``; with a preset that refits already, ``val N`` is the score without).
 
 Prints, per scoring, each network's mean and standard deviation over seeds, and the standard
 deviation over seeds of each pair's difference: under common random numbers (one data order per
@@ -44,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_MODELS = ("seesaw_0.5d_cifar10", "igcv3_0.5d_cifar10", "mobilenetv2_cifar10")
 OVERRIDABLE = ("epochs", "train_subset", "batch_size", "lr", "warmup_epochs", "width_scale", "label_smoothing",
-               "bn_recalibration_images")  # ProxyConfig fields with a flag
+               "bn_recalibration_images", "refit_bias_images")  # ProxyConfig fields with a flag
 
 
 def run_one(job: dict) -> dict:
@@ -93,6 +95,12 @@ def run_one(job: dict) -> dict:
         scores["flip"] = float(correct_flip[:config.val_images].mean())
         for n in job["score_images"]:
             scores[f"flip val {n}"] = float(correct_flip[:n].mean())
+    correct_refit = None
+    for n in job.get("refit", []):  # absent from the keys of runs without it, as --flip
+        scorer.refit_output_bias(data.train_x, data.train_y, n)
+        scores[f"refit {n}"] = scorer.evaluate(*val)[0]
+        correct_refit = (scorer.predict(data.val_x[:scored]) == data.val_y[:scored]).numpy()  # the last N's
+    scorer.logit_bias = None
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     for n in job["recal"]:
         model.load_state_dict(trained)
@@ -106,6 +114,7 @@ def run_one(job: dict) -> dict:
     return {"key": job_key(job), "model": job["model"], "seed": job["seed"], "scores": scores,
             "correct": numpy.packbits(correct).tobytes().hex(), "scored_images": scored,
             **({"correct_flip": numpy.packbits(correct_flip).tobytes().hex()} if correct_flip is not None else {}),
+            **({"correct_refit": numpy.packbits(correct_refit).tobytes().hex()} if correct_refit is not None else {}),
             "train_loss": [h.train_loss for h in result.history], "train_time_s": result.train_time_s, "wall_s": wall}
 
 
@@ -218,6 +227,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="also score as trained on the first N held-out images (N <= --val-size)")
     p.add_argument("--flip", action="store_true",
                    help="also score with test-time flips: the mean of the logits of each image and its mirror")
+    p.add_argument("--refit", type=int, nargs="*", default=[],
+                   help="also score after refitting the output bias on N training images")
     p.add_argument("--no-augment", action="store_true", help="train without random crops and flips")
     p.add_argument("--zero-init-residual", action="store_true",
                    help="start every residual block as the identity (its last BN scale at 0)")
@@ -246,6 +257,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     jobs = [{"model": m, "seed": s, "preset": args.preset, "overrides": overrides, "dataset": args.dataset,
              "data_dir": args.data_dir, "val_size": args.val_size, "val_images": args.val_images,
              "recal": args.recal, "ema": args.ema, "score_images": args.score_images, **({"flip": True} if args.flip else {}),
+             **({"refit": args.refit} if args.refit else {}),
              **({"no_augment": True} if args.no_augment else {}),
              **({"zero_init_residual": True} if args.zero_init_residual else {}),
              **({"init_seed": args.init_seed} if args.init_seed is not None else {}),
@@ -275,6 +287,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.flip:
         print("\nThe same with test-time flips:")
         print(noise_table(rows, args.models, field="correct_flip"))
+    if args.refit:
+        print(f"\nThe same with the output bias refit on {args.refit[-1]} training images:")
+        print(noise_table(rows, args.models, field="correct_refit"))
     return rows
 
 

@@ -228,6 +228,24 @@ def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys
     assert main(args) == rows and len(out.read_text().splitlines()) == 4
 
 
+def test_proxy_spread_refit_scores_as_a_trial_whose_preset_refits_the_output_bias(tmp_path):
+    from benchmarks.proxy_spread import main
+    from search.train.data import load_dataset
+    from search.train.proxy import get_preset, evaluate_spec
+    from space.references import get_reference
+
+    rows = main(["--preset", "smoke", "--dataset", "synthetic", "--models", "igcv3_0.5d_cifar10", "--seeds", "2",
+                 "--val-size", "128", "--val-images", "128", "--train-subset", "128", "--refit", "64",
+                 "--out", str(tmp_path / "refit.jsonl")])
+    data = load_dataset("synthetic", val_size=128)
+    trial = evaluate_spec(get_reference("igcv3_0.5d_cifar10").spec, data,
+                          get_preset("smoke", val_images=128, train_subset=128, refit_bias_images=64), device="cpu", seed=2)
+    scores = rows[0]["scores"]
+    assert scores["refit 64"] == trial.val_acc  # the refit changes a score: tests/search/train/test_noise_control.py
+    refit = numpy.unpackbits(numpy.frombuffer(bytes.fromhex(rows[0]["correct_refit"]), numpy.uint8))[:128]
+    assert refit.mean() == scores["refit 64"]
+
+
 def test_proxy_spread_summary_gives_the_spread_of_paired_differences():
     from benchmarks.proxy_spread import summarize
 

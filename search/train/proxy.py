@@ -49,6 +49,7 @@ class ProxyConfig(Recipe):
     val_images: int | None = None  # validation images evaluated (a fixed subset); None = all
     eval_every: int = 1  # epochs between validation passes; the last epoch is always evaluated
     bn_recalibration_images: int = 0  # BN statistics recomputed on this many training images before scoring
+    refit_bias_images: int = 0  # output bias refit on this many training images before scoring (Trainer.refit_output_bias)
     eval_flip: bool = False  # score from the mean logits of each held-out image and its mirror image
 
     def validate(self) -> "ProxyConfig":
@@ -61,9 +62,10 @@ class ProxyConfig(Recipe):
             raise ValueError(f"width_scale must be a finite number > 0, got {self.width_scale!r}")
         if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 1:
             raise ValueError(f"eval_every must be an integer >= 1, got {self.eval_every!r}")
-        v = self.bn_recalibration_images
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"bn_recalibration_images must be an integer >= 0, got {v!r}")
+        for name in ("bn_recalibration_images", "refit_bias_images"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
         if not isinstance(self.eval_flip, bool):
             raise ValueError(f"eval_flip must be True or False, got {self.eval_flip!r}")
         return self
@@ -111,7 +113,7 @@ PRESETS: dict[str, ProxyConfig] = {
 REPORTING_ONLY_FIELDS = ("eval_every", "eval_batch_size")
 # Fields added to ProxyConfig after entries and cached results were stored, with the value that
 # behaves as their absence did: left out at that value, so the stored results keep matching.
-LATER_FIELDS = {"eval_flip": False}
+LATER_FIELDS = {"eval_flip": False, "refit_bias_images": 0}
 
 
 def accuracy_settings(proxy_config: dict[str, Any]) -> dict[str, Any]:
@@ -218,6 +220,7 @@ def train_proxy(
         history = tuple(EpochStats(**h) for h in state["history"])
     fit = trainer.fit((data.train_x, data.train_y), (data.val_x[:val_images], data.val_y[:val_images]),
                       eval_every=config.eval_every, bn_recalibration_images=config.bn_recalibration_images,
+                      refit_bias_images=config.refit_bias_images,
                       eval_flip=config.eval_flip,
                       on_epoch=on_epoch, on_step=on_step, history=history)
     if save_to is not None and fit.status == "ok":

@@ -108,3 +108,50 @@ def test_flip_predictions_average_each_image_with_its_mirror(data):
     # Every image mirrored: the flipped prediction is unchanged, the plain one sees other images.
     assert torch.equal(trainer.predict(images.flip(-1), flip=True), expected)
     assert trainer.model.training
+
+
+def test_the_refit_output_bias_matches_each_class_frequency_and_leaves_the_weights_alone(data):
+    torch.manual_seed(0)
+    trainer = Trainer(net(), tiny(), device="cpu", seed=0, num_classes=4, mean=data.mean, std=data.std,
+                      train_images=128)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.refit_output_bias(data.train_x, data.train_y, 200)
+    with torch.no_grad():
+        trainer.model.eval()
+        logits = trainer.model(trainer.normalize(data.train_x[:200]))
+        trainer.model.train()
+    mean_probability = torch.softmax(logits + trainer.logit_bias, 1).mean(0)
+    frequency = (torch.bincount(data.train_y[:200], minlength=4) + 1) / (200 + 4)  # add-one smoothed
+    assert torch.allclose(mean_probability, frequency.float(), atol=1e-5)
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    # the scores use it: every prediction is the argmax of the shifted logits
+    assert torch.equal(trainer.predict(data.train_x[:200]), (logits + trainer.logit_bias).argmax(1))
+    trainer.refit_output_bias(data.train_x, data.train_y, 0)
+    assert trainer.logit_bias is None
+    assert torch.equal(trainer.predict(data.train_x[:200]), logits.argmax(1))
+
+
+def test_a_score_after_the_refit_does_not_depend_on_how_the_output_bias_was_skewed(data):
+    def scores(skew: float) -> tuple[tuple[float, float], tuple[float, float]]:
+        torch.manual_seed(0)
+        trainer = Trainer(net(), tiny(), device="cpu", seed=0, num_classes=4, mean=data.mean, std=data.std,
+                          train_images=128)
+        with torch.no_grad():
+            trainer.model[-1].bias[0] += skew  # a classifier that favours class 0
+        plain = trainer.evaluate(data.val_x, data.val_y)
+        trainer.refit_output_bias(data.train_x, data.train_y, 256)
+        return plain, trainer.evaluate(data.val_x, data.val_y)
+
+    (plain, refit), (skewed_plain, skewed_refit) = scores(0.0), scores(4.0)
+    assert skewed_plain != plain  # the skew moved the plain score ...
+    assert skewed_refit[0] == refit[0] and skewed_refit[1] == pytest.approx(refit[1], abs=1e-5)  # ... not the refit one
+
+
+def test_fit_refits_the_output_bias_before_scoring_and_the_config_carries_it(data):
+    spec = get_reference("igcv3_0.5d_cifar10").spec
+    plain = evaluate_spec(spec, data, tiny(), device="cpu", seed=7)
+    refit = evaluate_spec(spec, data, tiny(refit_bias_images=256), device="cpu", seed=7)
+    assert plain.history[-1].train_loss == refit.history[-1].train_loss  # the same training ...
+    assert plain.val_loss != refit.val_loss  # ... scored another way
+    with pytest.raises(ValueError, match="refit_bias_images"):
+        tiny(refit_bias_images=-1)
