@@ -163,8 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the networks last to first: a second process on the same cache meets the first "
                         "in the middle (each skips what the other has saved)")
     p.add_argument("--cache-dir", default=None, help="default ~/.cache/seesaw-nas/benchmarks")
-    p.add_argument("--write", action="store_true", help=f"store the numbers in {RESULTS_FILE.relative_to(ROOT)}")
+    p.add_argument("--write", action="store_true", help="store the numbers in search/results/fidelity_results.json")
     p.add_argument("--label", default=None, help="name of the stored entry (default: SPACE-SIZE-DATASET)")
+    p.add_argument("--finals-from", default=None, metavar="LABEL",
+                   help="take each network's final accuracy from this stored entry instead of training it: "
+                        "to rank another proxy against long trainings already measured")
     return p
 
 
@@ -175,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.dataset == "synthetic":
         args.val_size = min(args.val_size, 256)
     size = SIZES[args.size]
+    stored = stored_entry(args.finals_from, args.dataset, args.space) if args.finals_from else None
+    if stored is not None and args.write and args.label in (None, args.finals_from):
+        sys.exit(f"error: --write with --finals-from needs a --label other than {args.finals_from!r} (it would replace it)")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -234,6 +240,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     configs = {**{proxy_name_of(j): (proxy_cfg, args.seed + j) for j in range(args.proxy_repeats)},
                "final": (long_cfg, args.seed)}
+    stored_finals = None
+    if stored is not None:
+        stored_finals = {r["key"]: r["final_acc"] for r in stored["rows"]}
+        missing_keys = [name for name, spec in archs if spec.canonical_key() not in stored_finals]
+        if missing_keys:
+            sys.exit(f"error: entry {args.finals_from!r} has no final accuracy for {', '.join(missing_keys)}; "
+                     f"use the --size, --n and --seed it was measured with")
+        long_set, long_cfg = stored["final_overrides"], stored["final_config"]
+        del configs["final"]
     if args.only:
         configs = {k: v for k, v in configs.items() if k.startswith(args.only)}
         singles = []
@@ -259,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         r = evaluate_spec(spec, data, cfg, device=args.device, seed=seed)
                         value = {"val_acc": r.val_acc if r.status == "ok" else None, "status": r.status,
                                  "train_time_s": r.train_time_s}
+                        if r.status == "ok" and r.history and r.history[-1].val_acc_as_trained is not None:
+                            value["val_acc_as_trained"] = r.history[-1].val_acc_as_trained  # refit_bias_images
                     except Exception as exc:  # noqa: BLE001 - a failing architecture is reported, not fatal
                         value = {"val_acc": None, "status": f"failed: {type(exc).__name__}: {exc}"[:200]}
                     value["wall_s"] = time.perf_counter() - t0
@@ -272,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             zc_cache.put(key, {**(zc_cache.get(key) or {}), **{k: (v if math.isfinite(v) else None) for k, v in new.items()},
                                "wall_s": time.perf_counter() - t0})
         row["zero_cost"] = zc_cache.get(key) or {}
+        if stored_finals is not None:
+            row["final"] = {"val_acc": stored_finals[key]}
         rows_at[i] = row
         done = "  ".join(f"{which} {_pct(row[which]['val_acc'])} ({row[which]['wall_s']:.0f}s)" if row[which]
                          else f"{which} (another process trains it)" for which in configs)
@@ -287,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "proxy": [r["proxy"]["val_acc"] for r in rows],
         **({f"proxy mean of {args.proxy_repeats}": [_mean([r[proxy_name_of(j)]["val_acc"] for j in range(args.proxy_repeats)])
                                                     for r in rows]} if args.proxy_repeats > 1 else {}),
+        **({"proxy as trained": [r["proxy"].get("val_acc_as_trained") for r in rows]}  # before the output-bias refit
+           if all("val_acc_as_trained" in r["proxy"] for r in rows) else {}),
         "params": [r["params"] for r in rows],
         "macs": [r["macs"] for r in rows],
     }
@@ -319,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "proxy_overrides": proxy_set,
         "proxy_config": json.loads(json.dumps(dataclasses.asdict(proxy_cfg))),
         "final_overrides": long_set,
-        "final_config": json.loads(json.dumps(dataclasses.asdict(long_cfg))),
+        "final_config": long_cfg if stored_finals is not None else json.loads(json.dumps(dataclasses.asdict(long_cfg))),
+        **({"finals_from": args.finals_from} if stored_finals is not None else {}),
         "correlations": table,
         "command": "python benchmarks/proxy_fidelity.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "wall_s": round(wall),
@@ -336,7 +358,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return entry
 
 
-def write_entry(entry: dict[str, Any], path: Path = RESULTS_FILE) -> None:
+def stored_entry(label: str, dataset: str, space: str, path: Path | None = None) -> dict[str, Any]:
+    """The stored entry ``label`` (measured on ``dataset`` and ``space``), or exit with a one-line error."""
+    path = path or RESULTS_FILE
+    entries = json.loads(path.read_text())["entries"] if path.exists() else []
+    entry = next((e for e in entries if e["label"] == label), None)
+    if entry is None:
+        sys.exit(f"error: no stored entry {label!r} in {path.name}; stored: {', '.join(e['label'] for e in entries) or 'none'}")
+    if (entry["dataset"], entry["space"]) != (dataset, space):
+        sys.exit(f"error: entry {label!r} was measured on {entry['space']} / {entry['dataset']}, not {space} / {dataset}")
+    return entry
+
+
+def write_entry(entry: dict[str, Any], path: Path | None = None) -> None:
+    path = path or RESULTS_FILE
     doc = json.loads(path.read_text()) if path.exists() else {"entries": []}
     doc["entries"] = [e for e in doc["entries"] if e["label"] != entry["label"]] + [entry]
     path.write_text(json.dumps(doc, indent=1) + "\n")

@@ -145,6 +145,28 @@ def test_proxy_fidelity_ranks_by_the_mean_of_repeated_proxy_seeds(tmp_path):
     assert entry["correlations"]["proxy mean of 2"]["spearman"] == expected["spearman"]
 
 
+def test_proxy_fidelity_ranks_another_proxy_against_the_finals_an_entry_stored(tmp_path, monkeypatch, capsys):
+    """--finals-from takes the final accuracies from a stored entry (nothing long is trained again);
+    a proxy that refits its output bias also reports its ranking as trained, which is the first proxy's."""
+    import benchmarks.proxy_fidelity as fidelity
+
+    monkeypatch.setattr(fidelity, "RESULTS_FILE", tmp_path / "fidelity.json")
+    args = ["--quick", "--n", "2", "--dataset", "synthetic", "--threads", "1", "--cache-dir", str(tmp_path / "cache"),
+            "--zero-cost", "synflow"]
+    first = fidelity.main([*args, "--write", "--label", "long"])
+    trained = sorted(p.name for p in (tmp_path / "cache").glob("train-*.json"))
+    refit = fidelity.main([*args, "--finals-from", "long", "--proxy-set", "refit_bias_images=64"])
+    assert [r["final_acc"] for r in refit["rows"]] == [r["final_acc"] for r in first["rows"]]
+    new = sorted(p.name for p in (tmp_path / "cache").glob("train-*.json"))
+    assert len(new) == len(trained) + 1 and set(trained) < set(new)  # the refit proxy's results only
+    assert refit["correlations"]["proxy as trained"] == first["correlations"]["proxy"]
+    assert refit["finals_from"] == "long" and refit["final_config"] == first["final_config"]
+    for bad, message in ((["--finals-from", "nope"], "no stored entry 'nope'"),
+                         (["--finals-from", "long", "--write"], "needs a --label other than 'long'")):
+        with pytest.raises(SystemExit, match=message):
+            fidelity.main([*args, *bad])
+
+
 def test_promotion_hypervolume_compares_runs_of_equal_training_cost(tmp_path, capsys):
     """Two real searches per seed (synthetic data): the flat run gets the promotion run's measured
     cost in top-rung trainings, and only top-rung networks count in the 'top rung only' column."""

@@ -120,6 +120,7 @@ class EpochStats:
     images: int  # training images seen so far
     train_time_s: float  # training time so far, evaluation excluded
     elapsed_s: float  # wall time so far, evaluation included
+    val_acc_as_trained: float | None = None  # top-1 without the refit output bias; None when none was refit
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,7 @@ class Trainer:
         eval_time = 0.0
         started = time.perf_counter() - (history[-1].elapsed_s if history else 0.0)
         images_per_step = min(self.recipe.batch_size, self.train_images)
-        status, val_acc, val_loss = "ok", math.nan, math.nan
+        status, val_acc, val_loss, val_acc_as_trained = "ok", math.nan, math.nan, None
         while not self.done:
             sync(self.device)
             t0 = time.perf_counter()
@@ -361,17 +362,17 @@ class Trainer:
                 t0 = time.perf_counter()
                 self.recalibrate_bn(train[0], bn_recalibration_images)
                 self.refit_output_bias(*train, refit_bias_images)
-                val_acc, val_loss = self.evaluate(*val, flip=eval_flip)
+                val_acc, val_loss, val_acc_as_trained = self._score(*val, flip=eval_flip)
                 eval_time += time.perf_counter() - t0
                 if not math.isfinite(val_loss):
                     status = "diverged"
             if status == "diverged":
-                val_acc = val_loss = math.nan
+                val_acc, val_loss, val_acc_as_trained = math.nan, math.nan, None
             stats = EpochStats(
                 # a diverged epoch stops before it counts itself
                 epoch=self.epoch + math.isnan(train_loss), train_loss=train_loss, val_acc=val_acc,
                 val_loss=val_loss, lr=self.lr, images=self.step * images_per_step, train_time_s=train_time,
-                elapsed_s=time.perf_counter() - started,
+                elapsed_s=time.perf_counter() - started, val_acc_as_trained=val_acc_as_trained,
             )
             history.append(stats)
             if on_epoch is not None:
@@ -386,8 +387,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def _logits(self, images: torch.Tensor, flip: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
-        """(start, float logits) per evaluation batch, in eval mode; no augmentation, or with ``flip`` the
-        mean of the logits of each image and its mirror image. Callers disable gradients."""
+        """(start, float logits) per evaluation batch, in eval mode, as trained (without ``logit_bias``); no
+        augmentation, or with ``flip`` the mean of the logits of each image and its mirror image. Callers
+        disable gradients."""
         self.model.eval()
         try:
             for start in range(0, len(images), self.recipe.eval_batch_size):
@@ -396,29 +398,42 @@ class Trainer:
                     logits = self.model(x).float()
                     if flip:
                         logits = (logits + self.model(x.flip(-1)).float()) / 2
-                yield start, logits if self.logit_bias is None else logits + self.logit_bias
+                yield start, logits
         finally:
             self.model.train()
+
+    def _with_bias(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits if self.logit_bias is None else logits + self.logit_bias
 
     @torch.no_grad()
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, flip: bool = False) -> tuple[float, float]:
         """(top-1 accuracy in [0, 1], mean cross-entropy) of the model in eval mode; no augmentation, or
         with ``flip`` from the mean of the logits of each image and its mirror image."""
+        return self._score(images, labels, flip)[:2]
+
+    @torch.no_grad()
+    def _score(self, images: torch.Tensor, labels: torch.Tensor, flip: bool) -> tuple[float, float, float | None]:
+        """``evaluate``'s pair and the top-1 accuracy without the refit output bias (None when none)."""
         if len(labels) == 0:
-            return math.nan, math.nan
+            return math.nan, math.nan, None
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        correct_as_trained = torch.zeros((), dtype=torch.int64, device=self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for start, logits in self._logits(images, flip):
+        for start, as_trained in self._logits(images, flip):
+            logits = self._with_bias(as_trained)
             y = labels[start : start + len(logits)]
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
-        return correct.item() / len(labels), loss_sum.item() / len(labels)
+            if self.logit_bias is not None:
+                correct_as_trained += (as_trained.argmax(1) == y).sum()
+        as_trained = correct_as_trained.item() / len(labels) if self.logit_bias is not None else None
+        return correct.item() / len(labels), loss_sum.item() / len(labels), as_trained
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
         """The predicted class of every image (int64, on the trainer's device), as ``evaluate`` scores them;
         ``flip``: from the mean of the logits of each image and its mirror image (test-time augmentation)."""
-        return torch.cat([logits.argmax(1) for _, logits in self._logits(images, flip)]) if len(images) else \
+        return torch.cat([self._with_bias(logits).argmax(1) for _, logits in self._logits(images, flip)]) if len(images) else \
             torch.empty(0, dtype=torch.int64, device=self.device)
 
     # ------------------------------------------------------------------ checkpoints

@@ -153,5 +153,7 @@ def test_fit_refits_the_output_bias_before_scoring_and_the_config_carries_it(dat
     refit = evaluate_spec(spec, data, tiny(refit_bias_images=256), device="cpu", seed=7)
     assert plain.history[-1].train_loss == refit.history[-1].train_loss  # the same training ...
     assert plain.val_loss != refit.val_loss  # ... scored another way
+    assert refit.history[-1].val_acc_as_trained == plain.val_acc  # and what it scored before the refit, kept
+    assert plain.history[-1].val_acc_as_trained is None
     with pytest.raises(ValueError, match="refit_bias_images"):
         tiny(refit_bias_images=-1)
