@@ -273,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     try:
                         r = evaluate_spec(spec, data, cfg, device=args.device, seed=seed)
                         value = {"val_acc": r.val_acc if r.status == "ok" else None, "status": r.status,
-                                 "train_time_s": r.train_time_s}
+                                 "train_time_s": r.train_time_s, "eval_time_s": r.eval_time_s}
                         if r.status == "ok" and r.history and r.history[-1].val_acc_as_trained is not None:
                             value["val_acc_as_trained"] = r.history[-1].val_acc_as_trained  # refit_bias_images
                     except Exception as exc:  # noqa: BLE001 - a failing architecture is reported, not fatal
