@@ -32,7 +32,7 @@ from search.results.export import load_export  # noqa: E402
 from space.references import get_reference  # noqa: E402
 
 OVERRIDES = ("epochs", "train_subset", "batch_size", "lr", "width_scale", "val_images", "eval_every",
-             "bn_recalibration_images")  # ProxyConfig fields with a flag
+             "bn_recalibration_images", "refit_bias_images")  # ProxyConfig fields with a flag
 
 
 def load_model(name: str):

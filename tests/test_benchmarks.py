@@ -129,38 +129,31 @@ def test_proxy_fidelity_skips_a_network_another_process_is_training(tmp_path, ca
     assert first in json.loads(path.read_text())["results"]
 
 
-def test_proxy_fidelity_ranks_by_the_mean_of_repeated_proxy_seeds(tmp_path):
+def test_proxy_fidelity_ranks_by_repeated_proxy_seeds_and_ranks_another_proxy_against_stored_finals(tmp_path, monkeypatch):
     """--proxy-repeats 2 trains the proxy with two training seeds and adds their mean as a signal;
-    --only proxy trains those alone (for a second process), and the full run reuses them."""
-    from benchmarks.proxy_fidelity import main
+    --only proxy trains those alone (for a second process), and the full run reuses them.
+    --finals-from takes the final accuracies from a stored entry (nothing long is trained again);
+    a proxy that refits its output bias also reports its ranking as trained, which is the first one's."""
+    import benchmarks.proxy_fidelity as fidelity
 
-    args = ["--quick", "--n", "2", "--dataset", "synthetic", "--threads", "1", "--proxy-repeats", "2",
-            "--cache-dir", str(tmp_path)]
-    assert main([*args, "--only", "proxy"]) == {}  # trained, printed no table
-    entry = main([*args, "--zero-cost", "synflow"])
+    monkeypatch.setattr(fidelity, "RESULTS_FILE", tmp_path / "fidelity.json")
+    cache = tmp_path / "cache"
+    args = ["--quick", "--n", "2", "--dataset", "synthetic", "--threads", "1", "--cache-dir", str(cache)]
+    assert fidelity.main([*args, "--proxy-repeats", "2", "--only", "proxy"]) == {}  # trained, printed no table
+    entry = fidelity.main([*args, "--proxy-repeats", "2", "--zero-cost", "synflow", "--write", "--label", "long"])
     rows = entry["rows"]
     assert all(r["proxy_acc_seed1"] is not None for r in rows)
     mean = [(r["proxy_acc"] + r["proxy_acc_seed1"]) / 2 for r in rows]
     expected = rank_correlation(mean, [r["final_acc"] for r in rows])
     assert entry["correlations"]["proxy mean of 2"]["spearman"] == expected["spearman"]
 
-
-def test_proxy_fidelity_ranks_another_proxy_against_the_finals_an_entry_stored(tmp_path, monkeypatch, capsys):
-    """--finals-from takes the final accuracies from a stored entry (nothing long is trained again);
-    a proxy that refits its output bias also reports its ranking as trained, which is the first proxy's."""
-    import benchmarks.proxy_fidelity as fidelity
-
-    monkeypatch.setattr(fidelity, "RESULTS_FILE", tmp_path / "fidelity.json")
-    args = ["--quick", "--n", "2", "--dataset", "synthetic", "--threads", "1", "--cache-dir", str(tmp_path / "cache"),
-            "--zero-cost", "synflow"]
-    first = fidelity.main([*args, "--write", "--label", "long"])
-    trained = sorted(p.name for p in (tmp_path / "cache").glob("train-*.json"))
-    refit = fidelity.main([*args, "--finals-from", "long", "--proxy-set", "refit_bias_images=64"])
-    assert [r["final_acc"] for r in refit["rows"]] == [r["final_acc"] for r in first["rows"]]
-    new = sorted(p.name for p in (tmp_path / "cache").glob("train-*.json"))
+    trained = sorted(p.name for p in cache.glob("train-*.json"))
+    refit = fidelity.main([*args, "--zero-cost", "synflow", "--finals-from", "long", "--proxy-set", "refit_bias_images=64"])
+    assert [r["final_acc"] for r in refit["rows"]] == [r["final_acc"] for r in rows]
+    new = sorted(p.name for p in cache.glob("train-*.json"))
     assert len(new) == len(trained) + 1 and set(trained) < set(new)  # the refit proxy's results only
-    assert refit["correlations"]["proxy as trained"] == first["correlations"]["proxy"]
-    assert refit["finals_from"] == "long" and refit["final_config"] == first["final_config"]
+    assert refit["correlations"]["proxy as trained"] == entry["correlations"]["proxy"]
+    assert refit["finals_from"] == "long" and refit["final_config"] == entry["final_config"]
     for bad, message in ((["--finals-from", "nope"], "no stored entry 'nope'"),
                          (["--finals-from", "long", "--write"], "needs a --label other than 'long'")):
         with pytest.raises(SystemExit, match=message):
