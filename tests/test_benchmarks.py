@@ -224,11 +224,11 @@ def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys
     out = tmp_path / "spread.jsonl"
     args = ["--preset", "smoke", "--dataset", "synthetic", "--models", "seesaw_0.5d_cifar10", "igcv3_0.5d_cifar10",
             "--seeds", "1", "2", "--val-size", "128", "--val-images", "128", "--recal", "64", "--ema", "0.9",
-            "--score-images", "128", "64", "--flip", "--train-subset", "128", "--out", str(out)]
+            "--score-images", "128", "64", "--flip", "--refit", "64", "--train-subset", "128", "--out", str(out)]
     rows = main(args)
     assert len(rows) == 4 and len(out.read_text().splitlines()) == 4
     assert set(rows[0]["scores"]) == {"proxy", "recal 64", "ema 0.9", "ema 0.9 + recal", "val 128", "val 64",
-                                      "flip", "flip val 128", "flip val 64"}
+                                      "flip", "flip val 128", "flip val 64", "refit 64"}
     for row in rows:  # Trainer.predict, which the per-image split reads, scores as Trainer.evaluate does
         assert row["scores"]["val 128"] == row["scores"]["proxy"] and row["scored_images"] == 128
         flipped = numpy.unpackbits(numpy.frombuffer(bytes.fromhex(row["correct_flip"]), numpy.uint8))[:128]
@@ -238,27 +238,14 @@ def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys
                           device="cpu", seed=2)
     row = next(r for r in rows if r["model"] == "igcv3_0.5d_cifar10" and r["seed"] == 2)
     assert row["scores"]["proxy"] == trial.val_acc
-    printed = capsys.readouterr().out
-    assert "±" in printed and printed.count("| igcv3_0.5d_cifar10 | 2 |") == 2  # the per-image / shared split, plain and flipped
-    assert main(args) == rows and len(out.read_text().splitlines()) == 4
-
-
-def test_proxy_spread_refit_scores_as_a_trial_whose_preset_refits_the_output_bias(tmp_path):
-    from benchmarks.proxy_spread import main
-    from search.train.data import load_dataset
-    from search.train.proxy import get_preset, evaluate_spec
-    from space.references import get_reference
-
-    rows = main(["--preset", "smoke", "--dataset", "synthetic", "--models", "igcv3_0.5d_cifar10", "--seeds", "2",
-                 "--val-size", "128", "--val-images", "128", "--train-subset", "128", "--refit", "64",
-                 "--out", str(tmp_path / "refit.jsonl")])
-    data = load_dataset("synthetic", val_size=128)
-    trial = evaluate_spec(get_reference("igcv3_0.5d_cifar10").spec, data,
+    # 'refit 64' is what a trial whose preset refits the output bias on 64 images scores
+    refit = evaluate_spec(get_reference("igcv3_0.5d_cifar10").spec, data,
                           get_preset("smoke", val_images=128, train_subset=128, refit_bias_images=64), device="cpu", seed=2)
-    scores = rows[0]["scores"]
-    assert scores["refit 64"] == trial.val_acc  # the refit changes a score: tests/search/train/test_noise_control.py
-    refit = numpy.unpackbits(numpy.frombuffer(bytes.fromhex(rows[0]["correct_refit"]), numpy.uint8))[:128]
-    assert refit.mean() == scores["refit 64"]
+    refit_bits = numpy.unpackbits(numpy.frombuffer(bytes.fromhex(row["correct_refit"]), numpy.uint8))[:128]
+    assert row["scores"]["refit 64"] == refit.val_acc == refit_bits.mean()
+    printed = capsys.readouterr().out
+    assert "±" in printed and printed.count("| igcv3_0.5d_cifar10 | 2 |") == 3  # the per-image / shared split: plain, flipped, refit
+    assert main(args) == rows and len(out.read_text().splitlines()) == 4
 
 
 def test_proxy_spread_summary_gives_the_spread_of_paired_differences():
