@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from search.train.proxy import accuracy_settings
+from search.train.proxy import LATER_FIELDS, accuracy_settings
 
 RESULTS_FILE = Path(__file__).with_name("fidelity_results.json")  # package data, written by benchmarks/proxy_fidelity.py
 
@@ -43,6 +43,13 @@ def _corr(c: dict[str, Any] | None) -> str:
     return f"{c['spearman']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
 
 
+def _differences(measured: dict[str, Any], run: dict[str, Any]) -> str:
+    """The accuracy settings in which a measured configuration differs from the run's, as measured."""
+    then, now = accuracy_settings(measured), accuracy_settings(run)
+    return ", ".join(f"{k}={then.get(k, LATER_FIELDS.get(k))!r}" for k in sorted({*then, *now})
+                     if then.get(k) != now.get(k)) or "the same settings"
+
+
 def describe_fidelity(proxy_name: str, proxy_config: dict[str, Any], space: str,
                       entries: Sequence[dict[str, Any]] | None = None) -> str:
     """One or two lines for the run summary."""
@@ -50,7 +57,7 @@ def describe_fidelity(proxy_name: str, proxy_config: dict[str, Any], space: str,
     entry = find_fidelity(proxy_config, space, entries)
     if entry is None:
         measured = [e for e in entries if e.get("space") == space]
-        others = "; ".join(f"{e['label']} ({e['proxy_preset']} + {e.get('proxy_overrides') or 'defaults'}): "
+        others = "; ".join(f"{e['label']} (measured with {_differences(e.get('proxy_config') or {}, proxy_config)}): "
                            f"Spearman {_corr(e['correlations'].get('proxy'))}" for e in measured[-3:])
         return (f"proxy fidelity of preset {proxy_name!r} with these settings: not measured "
                 f"(benchmarks/proxy_fidelity.py; BENCHMARKS.md)" + (f"\n  measured on {space}: {others}" if others else ""))
