@@ -98,8 +98,8 @@ def run_one(job: dict) -> dict:
     correct_refit = None
     for n in job.get("refit", []):  # absent from the keys of runs without it, as --flip
         scorer.refit_output_bias(data.train_x, data.train_y, n)
-        scores[f"refit {n}"] = scorer.evaluate(*val)[0]
-        correct_refit = (scorer.predict(data.val_x[:scored]) == data.val_y[:scored]).numpy()  # the last N's
+        correct_refit = (scorer.predict(data.val_x[:scored]) == data.val_y[:scored]).numpy()  # the last N's kept
+        scores[f"refit {n}"] = float(correct_refit[:config.val_images].mean())
     scorer.logit_bias = None
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     for n in job["recal"]:

@@ -27,7 +27,7 @@ from search.errors import SearchError
 from search.train.data import load_dataset
 from search.train.augment import AugmentConfig
 from search.train.evaluator import ProxyEvaluator
-from search.train.proxy import LATER_FIELDS, PRESETS, ProxyConfig, accuracy_settings
+from search.train.proxy import PRESETS, ProxyConfig, accuracy_settings, settings_in_full
 from search.train.trainer import resolve_device
 from space.spaces import SearchSpace, get_space
 
@@ -86,16 +86,16 @@ def recorded_proxy(cfg: SearchConfig, attrs: dict[str, Any], device: str) -> Sea
     if name not in PRESETS or not isinstance(recorded, dict):
         return cfg
     fields = {f.name for f in dataclasses.fields(ProxyConfig)}
-    # a field a study does not record was at the value that behaves as its absence (LATER_FIELDS),
-    # also when the study is older than the field: not the preset's value now
-    values = {k: (AugmentConfig(**v) if k == "augment" else v) for k, v in {**LATER_FIELDS, **recorded}.items() if k in fields}
+    # a field the study does not record (it may be older than the field) takes its absent value, not the preset's now
+    recorded = settings_in_full(recorded)
+    values = {k: (AugmentConfig(**v) if k == "augment" else v) for k, v in recorded.items() if k in fields}
     kept = dataclasses.replace(cfg, proxy=name, proxy_overrides={
         **{k: v for k, v in values.items() if getattr(PRESETS[name], k) != v}, **cfg.proxy_overrides})
     now = proxy_config(cfg if cfg.proxy not in ("auto", name) else kept, device)
-    given = accuracy_settings(dataclasses.asdict(now))
+    given = settings_in_full(accuracy_settings(dataclasses.asdict(now)))
     changed = [k for k in sorted({*recorded, *given}) if recorded.get(k) != given.get(k)]
     if changed:
-        shown = ", ".join(f"{k} {recorded.get(k, LATER_FIELDS.get(k))!r} -> {given.get(k, LATER_FIELDS.get(k))!r}" for k in changed)
+        shown = ", ".join(f"{k} {recorded.get(k)!r} -> {given.get(k)!r}" for k in changed)
         raise SearchError(f"--resume: run {cfg.name!r} trained its networks with the {name} proxy; these settings "
                           f"change it ({shown}); leave them out to continue with the run's, or start a new --name")
     return kept

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from search.train.proxy import LATER_FIELDS, accuracy_settings
+from search.train.proxy import accuracy_settings, settings_in_full
 
 RESULTS_FILE = Path(__file__).with_name("fidelity_results.json")  # package data, written by benchmarks/proxy_fidelity.py
 
@@ -45,9 +45,8 @@ def _corr(c: dict[str, Any] | None) -> str:
 
 def _differences(measured: dict[str, Any], run: dict[str, Any]) -> str:
     """The accuracy settings in which a measured configuration differs from the run's, as measured."""
-    then, now = accuracy_settings(measured), accuracy_settings(run)
-    return ", ".join(f"{k}={then.get(k, LATER_FIELDS.get(k))!r}" for k in sorted({*then, *now})
-                     if then.get(k) != now.get(k)) or "the same settings"
+    then, now = settings_in_full(accuracy_settings(measured)), settings_in_full(accuracy_settings(run))
+    return ", ".join(f"{k}={then.get(k)!r}" for k in sorted({*then, *now}) if then.get(k) != now.get(k)) or "the same settings"
 
 
 def describe_fidelity(proxy_name: str, proxy_config: dict[str, Any], space: str,

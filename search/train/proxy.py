@@ -37,7 +37,7 @@ from space.spec import ArchSpec
 
 __all__ = ["LATER_FIELDS", "PRESETS", "REPORTING_ONLY_FIELDS", "EpochStats", "ProxyConfig", "ProxyResult", "accuracy_settings",
            "add_override_flags", "architecture_seed", "build_proxy_model", "evaluate_spec", "get_preset", "overrides_from",
-           "train_proxy"]
+           "settings_in_full", "train_proxy"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,12 @@ def accuracy_settings(proxy_config: dict[str, Any]) -> dict[str, Any]:
     plain = json.loads(json.dumps(proxy_config, default=str))  # as JSON stores it: tuples -> lists
     return {k: v for k, v in plain.items()
             if k not in REPORTING_ONLY_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+
+
+def settings_in_full(settings: dict[str, Any]) -> dict[str, Any]:
+    """``accuracy_settings`` output with each left-out later field at the value that behaves as its
+    absence: what two records are compared on, whichever of them is older than a field."""
+    return {**LATER_FIELDS, **settings}
 
 
 def add_override_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
