@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 from search.config import SearchConfig
 from search.engine.attributes import ATTR
 from search.engine.outcome import finish, recorded_outcome
-from search.engine.rdb import advisory_lock
+from search.engine.rdb import advisory_lock, is_postgres
 from search.engine.study import ask_lock, enqueue_again, requeue
 
 __all__ = ["Heartbeat", "budget_lock", "recover_stale"]
@@ -159,7 +159,7 @@ def recover_stale(study: optuna.Study, grace_s: float) -> list[int]:
 def budget_lock(cfg: SearchConfig) -> Iterator[None]:
     """Hold the run's ask lock, and with a PostgreSQL study its advisory lock on the server too."""
     with ask_lock(cfg.run_dir):
-        if cfg.storage_url.startswith(("postgresql", "postgres:")):
+        if is_postgres(cfg.storage_url):
             with advisory_lock(cfg.storage_url, f"ask:{cfg.name}"):
                 yield
         else:

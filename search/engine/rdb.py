@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from search.errors import SearchError
 
-__all__ = ["STORAGE_PATIENCE_S", "RetryingRDBStorage", "advisory_lock", "is_connection_error", "retry"]
+__all__ = ["STORAGE_PATIENCE_S", "RetryingRDBStorage", "advisory_lock", "is_connection_error", "is_postgres", "retry"]
 
 STORAGE_PATIENCE_S = 300.0  # how long an unreachable server is waited for before the run stops
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # then 8 s between tries
@@ -112,6 +112,11 @@ for _name, _value in list(vars(optuna.storages.RDBStorage).items()):
             and "session" not in inspect.signature(_value).parameters
             and _name not in ("_build_frozen_trial_from_trial_model", "remove_session")):
         setattr(RetryingRDBStorage, _name, _retrying(_value))
+
+
+def is_postgres(url: str) -> bool:
+    """Whether a storage URL names a PostgreSQL database (the one RDB that ``advisory_lock`` serves)."""
+    return url.startswith(("postgresql", "postgres:"))
 
 
 @functools.cache

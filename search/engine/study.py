@@ -8,11 +8,12 @@ What a trial records and what counts towards ``--budget``: ``search.engine.attri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 import sqlalchemy
@@ -24,7 +25,7 @@ from search.engine.attributes import ATTR, STATUS, counted
 from search.engine.objectives import DEFAULT_OBJECTIVES, Objectives
 from search.engine.journal import JournalError, check_journal, journal_backend
 from search.engine.outcome import finish, recorded_outcome
-from search.engine.rdb import RetryingRDBStorage
+from search.engine.rdb import RetryingRDBStorage, advisory_lock, is_postgres
 from search.errors import SearchError, StudyError
 from search.files import file_lock
 
@@ -146,7 +147,8 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
     with another ``--rungs``/``--eta``/``--repeats`` would start jobs the others never would.
     ``search`` (``SearchConfig.search_settings``) alike: a process of another space or data set
     would add trials of another search (a resume, a host joining a ``--storage`` study). ``proxy``,
-    the preset's name, is only recorded: with the recipe, it lets a resume rebuild the proxy."""
+    the preset's name, is only recorded: with the recipe, it lets a resume rebuild the proxy. A study
+    created without them (bare) is recorded by the first process to join it (``record_lock``)."""
     objectives = objectives or Objectives.parse(DEFAULT_OBJECTIVES)
     storage = open_storage(storage_url, heartbeat_grace_s)
     exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
@@ -164,24 +166,50 @@ def open_study(storage_url: str, study_name: str, sampler: optuna.samplers.BaseS
             raise StudyError(f"study {study_name!r} optimises {','.join(existing.names)}, not "
                              f"{','.join(objectives.names)}; resume it with --objectives {','.join(existing.names)} "
                              "or start a new --name")
-        if search is not None:
-            check_search(study_name, study.user_attrs, search)
     else:
         study = optuna.create_study(
             storage=storage, study_name=study_name, sampler=sampler, directions=objectives.directions, load_if_exists=True
         )
     if study.metric_names != objectives.metric_names:
         study.set_metric_names(objectives.metric_names)
-    if exists:
+    settings = {STUDY_RECIPE: recipe, STUDY_LADDER: ladder, STUDY_SEARCH: search, STUDY_PROXY: proxy}
+    if not exists:
+        _record_missing(study, settings)
+        return study
+    with record_lock(storage_url, study_name):  # the attributes are read afresh inside it
+        if search is not None:
+            check_search(study_name, study.user_attrs, search)
         if recipe is not None:
             check_recipe(study, recipe)
         if ladder is not None:
             check_ladder(study, ladder)
-    else:
-        for attr, value in ((STUDY_RECIPE, recipe), (STUDY_LADDER, ladder), (STUDY_SEARCH, search), (STUDY_PROXY, proxy)):
-            if value is not None:
-                study.set_user_attr(attr, value)
+        # A study created bare (``open_study(url, name, sampler, resume=False)``, as the multi-host
+        # recipe of docs/scaling_out.md does) recorded nothing: the first process to join records its
+        # settings, and every later one is checked against them.
+        _record_missing(study, settings)
     return study
+
+
+def _record_missing(study: optuna.Study, settings: dict[str, Any]) -> None:
+    recorded = study.user_attrs
+    for attr, value in settings.items():
+        if value is not None and attr not in recorded:
+            study.set_user_attr(attr, value)
+
+
+@contextlib.contextmanager
+def record_lock(storage_url: str, study_name: str) -> Iterator[None]:
+    """One process at a time checks and records a study's settings: a file lock beside a journal
+    (one host), PostgreSQL's advisory lock on the server (any host); other databases go unlocked."""
+    path = journal_path(storage_url)
+    if path is not None:
+        with file_lock(path.with_name(path.name + ".record.lock")):
+            yield
+    elif is_postgres(storage_url):
+        with advisory_lock(storage_url, f"record:{study_name}"):
+            yield
+    else:
+        yield
 
 
 def recorded_settings(storage_url: str, study_name: str) -> dict[str, Any]:

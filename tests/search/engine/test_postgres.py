@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 from search.config import SearchConfig
 from search.engine.heartbeat import Heartbeat, budget_lock, recover_stale
 from search.engine.rdb import advisory_lock, lock_key, retry
-from search.engine.study import StudyError, claim, make_sampler, STUDY_LADDER, STUDY_SEARCH, open_study, recorded_settings
+from search.engine.study import (STUDY_LADDER, STUDY_PROXY, STUDY_RECIPE, STUDY_SEARCH, StudyError, claim, make_sampler,
+                                 open_study, record_lock, recorded_settings)
 
 
 def study_on(url: str, grace: float, name: str = "s") -> optuna.Study:
@@ -157,3 +158,47 @@ def test_a_joining_process_reads_the_studys_settings_without_writing(storage, pg
     with pytest.raises(StudyError, match=r"was made with --space seesaw, no --shared-block, not --space shufflenet, --shared-block"):
         open_study(url, "ladder", make_sampler("random", 0), resume=True,
                    search={**search, "space": "shufflenet", "shared_block": True})
+
+
+
+def _join(url: str, lr: float, results) -> None:
+    """A host joining study "bare" with a recipe of its own (a child process)."""
+    results.put("ready")
+    try:
+        open_study(url, "bare", make_sampler("random", 0), resume=True, recipe={"lr": lr}, proxy=f"preset-{lr}")
+        results.put("joined")
+    except StudyError as exc:
+        results.put(str(exc))
+
+
+@pytest.mark.parametrize("storage", ["postgresql", "journal"])
+def test_a_study_created_bare_is_recorded_by_its_first_joiner_and_later_ones_are_checked(storage, pg_url, tmp_path):
+    """docs/scaling_out.md creates the study bare, then the hosts join it at once: each checks and
+    records under the record lock, so the first to join records its settings and a later one with
+    another recipe is refused, even one that opened the study before the first had recorded."""
+    import multiprocessing as mp
+    import queue
+    url = pg_url if storage == "postgresql" else f"journal://{tmp_path / 'study.journal'}"
+    study = open_study(url, "bare", make_sampler("random", 0), resume=False)
+    assert recorded_settings(url, "bare") == {}
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    joiner = ctx.Process(target=_join, args=(url, 0.2, results))
+    with record_lock(url, "bare"):  # a first joiner, between its check and its record
+        joiner.start()
+        assert results.get(timeout=120) == "ready"
+        with pytest.raises(queue.Empty):  # the second joiner waits for the lock
+            print(results.get(timeout=5.0))
+        study.set_user_attr(STUDY_RECIPE, {"lr": 0.1})
+        study.set_user_attr(STUDY_PROXY, "preset-0.1")
+    said = results.get(timeout=120)
+    joiner.join(timeout=30)
+    assert "another proxy recipe (lr 0.1 -> 0.2)" in said
+    assert recorded_settings(url, "bare")[STUDY_PROXY] == "preset-0.1"
+    # a joiner of a study with a recipe and no ladder yet: the recipe is checked, the ladder recorded
+    ladder = {"rungs": 1, "eta": 3, "repeats": 1}
+    open_study(url, "bare", make_sampler("random", 0), resume=True, recipe={"lr": 0.1}, ladder=ladder, proxy="other")
+    recorded = recorded_settings(url, "bare")
+    assert (recorded[STUDY_LADDER], recorded[STUDY_PROXY]) == (ladder, "preset-0.1")
+    with pytest.raises(StudyError, match="promotes and repeats with --rungs 1"):
+        open_study(url, "bare", make_sampler("random", 0), resume=True, ladder={**ladder, "rungs": 2})
