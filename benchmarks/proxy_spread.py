@@ -14,7 +14,12 @@ with that run seed), scored on the first ``--val-images`` held-out images:
 - ``flip`` / ``flip val N`` (``--flip``): the same, from the mean of the logits of each image and its
   mirror image (test-time augmentation as in airbench);
 - ``refit N`` (``--refit N ...``): the output bias refit on N training images first
-  (``Trainer.refit_output_bias``; with a preset that refits already, ``val N`` is the score without).
+  (``Trainer.refit_output_bias``; with a preset that refits already, ``val N`` is the score without);
+- ``... + unseen N`` (``--unseen N``): the proxy score and the last refit's, on the held-out images
+  and N more that the run did not train on (the training pool after its subset): more scored
+  images of the same distribution, without changing which images a run trains on;
+- ``head L`` (``--refit-head L ...``): the whole output layer refit on the training images'
+  features, the rest frozen (logistic regression with L2 penalty L, L-BFGS; not in the trainer).
 
 Prints, per scoring, each network's mean and standard deviation over seeds, and the standard
 deviation over seeds of each pair's difference: under common random numbers (one data order per
@@ -66,6 +71,9 @@ def run_one(job: dict) -> dict:
         config = dataclasses.replace(config, augment=AugmentConfig(crop_padding=0, flip=False))
     config.validate()
     data = load_dataset(job["dataset"], job["data_dir"], device="cpu", val_size=job["val_size"])
+    pool = len(data.train_y) - min(config.train_subset or len(data.train_y), len(data.train_y))
+    if max(job.get("unseen", [0])) > pool:
+        raise ValueError(f"--unseen {max(job['unseen'])}: only {pool} training-pool images are left out of training")
     # --init-seed / --data-seed hold one source of randomness fixed while the seed varies the other
     init_seed, data_seed = job.get("init_seed", job["seed"]), job.get("data_seed", job["seed"])
     model = build_proxy_model(get_reference(job["model"]).spec, config, data.num_classes, init_seed)
@@ -96,10 +104,22 @@ def run_one(job: dict) -> dict:
         for n in job["score_images"]:
             scores[f"flip val {n}"] = float(correct_flip[:n].mean())
     correct_refit = None
+    preset_bias = None
+    if config.refit_bias_images:  # the bias the run scored its proxy with
+        scorer.refit_output_bias(data.train_x, data.train_y, config.refit_bias_images)
+        preset_bias = scorer.logit_bias
     for n in job.get("refit", []):  # absent from the keys of runs without it, as --flip
         scorer.refit_output_bias(data.train_x, data.train_y, n)
         correct_refit = (scorer.predict(data.val_x[:scored]) == data.val_y[:scored]).numpy()  # the last N's kept
         scores[f"refit {n}"] = float(correct_refit[:config.val_images].mean())
+    for n in job.get("unseen", []):  # absent from the keys of runs without it, as --flip
+        pool = slice(result.train_images, result.train_images + n)
+        for name, bias in (("proxy", preset_bias), *((f"refit {r}", scorer.logit_bias) for r in job.get("refit", [])[-1:])):
+            scorer.logit_bias = bias
+            right = (scorer.predict(data.train_x[pool]) == data.train_y[pool]).sum().item()
+            scores[f"{name} + unseen {n}"] = (scores[name] * len(val[1]) + right) / (len(val[1]) + len(data.train_y[pool]))
+    for penalty in job.get("refit_head", []):
+        scores[f"head {penalty:g}"] = head_refit_score(scorer, data, result.train_images, len(val[1]), penalty)
     scorer.logit_bias = None
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     for n in job["recal"]:
@@ -116,6 +136,42 @@ def run_one(job: dict) -> dict:
             **({"correct_flip": numpy.packbits(correct_flip).tobytes().hex()} if correct_flip is not None else {}),
             **({"correct_refit": numpy.packbits(correct_refit).tobytes().hex()} if correct_refit is not None else {}),
             "train_loss": [h.train_loss for h in result.history], "train_time_s": result.train_time_s, "wall_s": wall}
+
+
+def head_refit_score(scorer, data, train_images: int, val_images: int, penalty: float) -> float:
+    """Top-1 on the first ``val_images`` held-out images after refitting the output layer (the last
+    ``nn.Linear``) by maximum likelihood on the features of the ``train_images`` training images, L2
+    penalty ``penalty`` on its weights; the network is not changed. A convex problem of a few thousand
+    numbers, so L-BFGS to convergence in float64 (torch's; scikit-learn is not a dependency)."""
+    import torch
+
+    head = [m for m in scorer.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    captured: list = []
+    hook = head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
+
+    def features(images):
+        captured.clear()
+        with torch.no_grad():
+            for _ in scorer._logits(images):
+                pass
+        return torch.cat(captured).double()
+    try:
+        x, xv = features(data.train_x[:train_images]), features(data.val_x[:val_images])
+    finally:
+        hook.remove()
+    y = data.train_y[:train_images]
+    weight = head.weight.detach().double().clone().requires_grad_(True)
+    bias = (head.bias.detach().double().clone() if head.bias is not None else torch.zeros(len(weight), dtype=torch.float64)).requires_grad_(True)
+    opt = torch.optim.LBFGS([weight, bias], max_iter=300, line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ weight.T + bias, y) + penalty / 2 * (weight ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    with torch.no_grad():
+        return float(((xv @ weight.T + bias).argmax(1) == data.val_y[:val_images]).double().mean())
 
 
 def zero_init_residual(model) -> int:
@@ -229,6 +285,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="also score with test-time flips: the mean of the logits of each image and its mirror")
     p.add_argument("--refit", type=int, nargs="*", default=[],
                    help="also score after refitting the output bias on N training images")
+    p.add_argument("--unseen", type=int, nargs="*", default=[],
+                   help="also score the proxy (and the last --refit) on the held-out images plus N training-pool "
+                        "images the run did not train on")
+    p.add_argument("--refit-head", type=float, nargs="*", default=[],
+                   help="also score after refitting the whole output layer on the training images' features, "
+                        "with this L2 penalty")
     p.add_argument("--no-augment", action="store_true", help="train without random crops and flips")
     p.add_argument("--zero-init-residual", action="store_true",
                    help="start every residual block as the identity (its last BN scale at 0)")
@@ -258,6 +320,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "data_dir": args.data_dir, "val_size": args.val_size, "val_images": args.val_images,
              "recal": args.recal, "ema": args.ema, "score_images": args.score_images, **({"flip": True} if args.flip else {}),
              **({"refit": args.refit} if args.refit else {}),
+             **({"unseen": args.unseen} if args.unseen else {}),
+             **({"refit_head": args.refit_head} if args.refit_head else {}),
              **({"no_augment": True} if args.no_augment else {}),
              **({"zero_init_residual": True} if args.zero_init_residual else {}),
              **({"init_seed": args.init_seed} if args.init_seed is not None else {}),

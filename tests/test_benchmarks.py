@@ -224,13 +224,18 @@ def test_proxy_spread_scores_as_a_search_trial_does_and_resumes(tmp_path, capsys
     out = tmp_path / "spread.jsonl"
     args = ["--preset", "smoke", "--dataset", "synthetic", "--models", "seesaw_0.5d_cifar10", "igcv3_0.5d_cifar10",
             "--seeds", "1", "2", "--val-size", "128", "--val-images", "128", "--recal", "64", "--ema", "0.9",
-            "--score-images", "128", "64", "--flip", "--refit", "64", "--train-subset", "128", "--out", str(out)]
+            "--score-images", "128", "64", "--flip", "--refit", "64", "--train-subset", "128", "--unseen", "64",
+            "--refit-head", "0.01", "--out", str(out)]
     rows = main(args)
     assert len(rows) == 4 and len(out.read_text().splitlines()) == 4
     assert set(rows[0]["scores"]) == {"proxy", "recal 64", "ema 0.9", "ema 0.9 + recal", "val 128", "val 64",
-                                      "flip", "flip val 128", "flip val 64", "refit 64"}
+                                      "flip", "flip val 128", "flip val 64", "refit 64", "proxy + unseen 64",
+                                      "refit 64 + unseen 64", "head 0.01"}
     for row in rows:  # Trainer.predict, which the per-image split reads, scores as Trainer.evaluate does
         assert row["scores"]["val 128"] == row["scores"]["proxy"] and row["scored_images"] == 128
+        for name in ("proxy", "refit 64"):  # 128 held-out images and 64 unseen ones, one count of right answers
+            right = row["scores"][f"{name} + unseen 64"] * 192 - row["scores"][name] * 128
+            assert right == pytest.approx(round(right), abs=1e-9) and 0 <= round(right) <= 64
         flipped = numpy.unpackbits(numpy.frombuffer(bytes.fromhex(row["correct_flip"]), numpy.uint8))[:128]
         assert row["scores"]["flip"] == row["scores"]["flip val 128"] == flipped.mean()
     data = load_dataset("synthetic", val_size=128)

@@ -61,7 +61,10 @@ def describe_fidelity(proxy_name: str, proxy_config: dict[str, Any], space: str,
         return (f"proxy fidelity of preset {proxy_name!r} with these settings: not measured "
                 f"(benchmarks/proxy_fidelity.py; BENCHMARKS.md)" + (f"\n  measured on {space}: {others}" if others else ""))
     c = entry["correlations"]
+    # the mean of K proxy seeds (proxy_fidelity.py --proxy-repeats K), as --repeats ranks the front
+    means = "".join(f", {name.removeprefix('proxy ')} seeds {_corr(corr)}" for name, corr in c.items()
+                    if name.startswith("proxy mean of "))
     return (f"proxy fidelity (measured, {entry['label']}: {entry['architectures']} networks of {space} on "
             f"{entry['dataset']}, vs {entry.get('final_overrides') or 'a longer schedule'}): Spearman "
-            f"{_corr(c.get('proxy'))}, Kendall {c['proxy']['kendall']:+.2f}; params alone "
+            f"{_corr(c.get('proxy'))}, Kendall {c['proxy']['kendall']:+.2f}{means}; params alone "
             f"{_corr(c.get('params'))}, MACs alone {_corr(c.get('macs'))}")

@@ -22,6 +22,10 @@ def test_exact_configuration_is_quoted_with_its_baselines():
     assert find_fidelity(dict(CONFIG), "seesaw", [ENTRY]) is ENTRY
     line = describe_fidelity("cpu", CONFIG, "seesaw", [ENTRY])
     assert "+0.61 [+0.30, +0.80]" in line and "Kendall +0.45" in line and "MACs alone +0.30" in line
+    assert "seeds" not in line
+    repeated = {**ENTRY, "correlations": {**ENTRY["correlations"],
+                                          "proxy mean of 2": {"spearman": 0.9, "kendall": 0.8, "spearman_ci90": [0.82, 0.98]}}}
+    assert "Kendall +0.45, mean of 2 seeds +0.90 [+0.82, +0.98]; params" in describe_fidelity("cpu", CONFIG, "seesaw", [repeated])
 
 
 def test_other_configuration_or_space_is_not_measured():
