@@ -3,6 +3,7 @@ recovery of a dead worker's trial, the advisory lock that several hosts ask unde
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -161,8 +162,9 @@ def test_a_joining_process_reads_the_studys_settings_without_writing(storage, pg
 
 
 
-def _join(url: str, lr: float, results) -> None:
-    """A host joining study "bare" with a recipe of its own (a child process)."""
+def _join(url: str, lr: float, results: queue.Queue) -> None:
+    """A host joining study "bare" with a recipe of its own (run in a thread: the record lock is a
+    file lock or a PostgreSQL session lock, which threads contend for as processes do)."""
     results.put("ready")
     try:
         open_study(url, "bare", make_sampler("random", 0), resume=True, recipe={"lr": lr}, proxy=f"preset-{lr}")
@@ -176,22 +178,19 @@ def test_a_study_created_bare_is_recorded_by_its_first_joiner_and_later_ones_are
     """docs/scaling_out.md creates the study bare, then the hosts join it at once: each checks and
     records under the record lock, so the first to join records its settings and a later one with
     another recipe is refused, even one that opened the study before the first had recorded."""
-    import multiprocessing as mp
-    import queue
     url = pg_url if storage == "postgresql" else f"journal://{tmp_path / 'study.journal'}"
     study = open_study(url, "bare", make_sampler("random", 0), resume=False)
     assert recorded_settings(url, "bare") == {}
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    joiner = ctx.Process(target=_join, args=(url, 0.2, results))
+    results: queue.Queue = queue.Queue()
+    joiner = threading.Thread(target=_join, args=(url, 0.2, results), daemon=True)
     with record_lock(url, "bare"):  # a first joiner, between its check and its record
         joiner.start()
-        assert results.get(timeout=120) == "ready"
+        assert results.get(timeout=60) == "ready"
         with pytest.raises(queue.Empty):  # the second joiner waits for the lock
-            print(results.get(timeout=5.0))
+            print(results.get(timeout=3.0))
         study.set_user_attr(STUDY_RECIPE, {"lr": 0.1})
         study.set_user_attr(STUDY_PROXY, "preset-0.1")
-    said = results.get(timeout=120)
+    said = results.get(timeout=60)
     joiner.join(timeout=30)
     assert "another proxy recipe (lr 0.1 -> 0.2)" in said
     assert recorded_settings(url, "bare")[STUDY_PROXY] == "preset-0.1"
