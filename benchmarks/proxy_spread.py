@@ -71,9 +71,9 @@ def run_one(job: dict) -> dict:
         config = dataclasses.replace(config, augment=AugmentConfig(crop_padding=0, flip=False))
     config.validate()
     data = load_dataset(job["dataset"], job["data_dir"], device="cpu", val_size=job["val_size"])
-    pool = len(data.train_y) - min(config.train_subset or len(data.train_y), len(data.train_y))
-    if max(job.get("unseen", [0])) > pool:
-        raise ValueError(f"--unseen {max(job['unseen'])}: only {pool} training-pool images are left out of training")
+    left_out = len(data.train_y) - min(config.train_subset or len(data.train_y), len(data.train_y))
+    if max(job.get("unseen", [0])) > left_out:
+        raise ValueError(f"--unseen {max(job['unseen'])}: only {left_out} training-pool images are left out of training")
     # --init-seed / --data-seed hold one source of randomness fixed while the seed varies the other
     init_seed, data_seed = job.get("init_seed", job["seed"]), job.get("data_seed", job["seed"])
     model = build_proxy_model(get_reference(job["model"]).spec, config, data.num_classes, init_seed)
@@ -105,7 +105,7 @@ def run_one(job: dict) -> dict:
             scores[f"flip val {n}"] = float(correct_flip[:n].mean())
     correct_refit = None
     preset_bias = None
-    if config.refit_bias_images:  # the bias the run scored its proxy with
+    if config.refit_bias_images and job.get("unseen"):  # the bias the run scored its proxy with (one more pass)
         scorer.refit_output_bias(data.train_x, data.train_y, config.refit_bias_images)
         preset_bias = scorer.logit_bias
     for n in job.get("refit", []):  # absent from the keys of runs without it, as --flip
